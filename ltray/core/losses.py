@@ -1,0 +1,130 @@
+"""Training losses of the long-tail methods. Shapes: logits (N, C), y (N,) int64, counts (C,).
+
+Each is written from the formula in METHODS.md and checked against a closed form in
+tests/test_losses.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ltray.errors import LtrayError
+
+
+def _check(logits: torch.Tensor, y: torch.Tensor, per_class: torch.Tensor | None = None) -> None:
+    if logits.ndim != 2:
+        raise LtrayError(f"logits must be (N, C), got shape {tuple(logits.shape)}")
+    if y.ndim != 1 or y.shape[0] != logits.shape[0]:
+        raise LtrayError(f"labels must be (N,) with N={logits.shape[0]}, got {tuple(y.shape)}")
+    C = logits.shape[1]
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= C):
+        raise LtrayError(f"labels must lie in [0, {C}), got range [{int(y.min())}, {int(y.max())}]")
+    if per_class is not None and per_class.shape != (C,):
+        raise LtrayError(f"per-class vector must be ({C},), got {tuple(per_class.shape)}")
+
+
+def _vec(v, like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(v, dtype=like.dtype, device=like.device)
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, weight=None) -> torch.Tensor:
+    """Softmax cross-entropy, mean over the batch (weighted mean if ``weight`` (C,) is given)."""
+    _check(logits, y)
+    w = None if weight is None else _vec(weight, logits)
+    return F.cross_entropy(logits, y, weight=w)
+
+
+def logit_adjusted_loss(logits: torch.Tensor, y: torch.Tensor, prior, tau: float = 1.0) -> torch.Tensor:
+    """Menon et al.: ``CE(f + tau * log(prior), y)``; prior (C,) sums to 1."""
+    p = _vec(prior, logits)
+    _check(logits, y, p)
+    return F.cross_entropy(logits + tau * torch.log(p), y)
+
+
+def balanced_softmax_loss(logits: torch.Tensor, y: torch.Tensor, counts) -> torch.Tensor:
+    """Ren et al.: ``CE(f + log(n), y)``, n (C,) the training counts (= LA loss with tau=1)."""
+    n = _vec(counts, logits)
+    _check(logits, y, n)
+    return F.cross_entropy(logits + torch.log(n), y)
+
+
+def lader(logits: torch.Tensor, y: torch.Tensor, prior, lam: float) -> torch.Tensor:
+    """The LADE regulariser term exactly as hyperconnect/LADE ``LADELoss.forward`` (a scalar).
+
+    T1_c = sum of f_c over the batch's class-c samples / (count_c + 1e-8);
+    T2_c = logsumexp_i(f_c - log(pi_c + 1e-9) + log(1/C + 1e-9)) - log N over all N samples;
+    returns ``-sum_c pi_c * (T1_c - T2_c - lam * T2_c^2)``.
+    """
+    p = _vec(prior, logits)
+    _check(logits, y, p)
+    N, C = logits.shape
+    onehot = (y[None, :] == torch.arange(C, device=y.device)[:, None]).to(logits.dtype)  # (C, N)
+    count = onehot.sum(1)
+    t1 = (logits.T * onehot).sum(1) / (count + 1e-8)
+    shifted = (logits - torch.log(p + 1e-9) + math.log(1.0 / C + 1e-9)).T  # (C, N)
+    t2 = torch.logsumexp(shifted, dim=1) - math.log(N)
+    return -torch.sum((t1 - t2 - lam * t2**2) * p)
+
+
+def lade_loss(logits: torch.Tensor, y: torch.Tensor, prior, alpha: float = 0.1, lam: float = 0.01) -> torch.Tensor:
+    """LADE total: ``CE(f + log(prior), y) + alpha * lader(f, y, prior, lam)`` (Hong et al.)."""
+    return logit_adjusted_loss(logits, y, prior, 1.0) + alpha * lader(logits, y, prior, lam)
+
+
+def ldam_margins(counts, max_m: float = 0.5) -> torch.Tensor:
+    """LDAM margins ``m_c = K / n_c^(1/4)`` scaled so that ``max_c m_c = max_m``; (C,) float64."""
+    n = torch.as_tensor(counts, dtype=torch.float64)
+    if (n <= 0).any():
+        raise LtrayError("every class needs at least one training image for LDAM margins")
+    m = 1.0 / n**0.25
+    return m * (max_m / m.max())
+
+
+def ldam_loss(cos_logits: torch.Tensor, y: torch.Tensor, counts, max_m: float = 0.5, s: float = 30.0,
+              weight=None) -> torch.Tensor:
+    """Cao et al.: ``CE(s * (z - m_y * onehot(y)), y, weight)`` on cosine logits z (N, C)."""
+    m = ldam_margins(counts, max_m).to(cos_logits)
+    _check(cos_logits, y, m)
+    z = cos_logits - F.one_hot(y, cos_logits.shape[1]).to(cos_logits) * m[y][:, None]
+    w = None if weight is None else _vec(weight, cos_logits)
+    return F.cross_entropy(s * z, y, weight=w)
+
+
+def drw_weights(counts, beta: float = 0.9999) -> torch.Tensor:
+    """Deferred re-weighting: ``w_c = (1 - beta) / (1 - beta^n_c)`` normalised to ``sum w = C``."""
+    if not 0 <= beta < 1:
+        raise LtrayError(f"DRW beta must be in [0, 1), got {beta}")
+    n = torch.as_tensor(counts, dtype=torch.float64)
+    w = (1.0 - beta) / (1.0 - beta**n)
+    return w / w.sum() * n.numel()
+
+
+def equalization_loss(logits: torch.Tensor, y: torch.Tensor, prior, lam: float) -> torch.Tensor:
+    """Softmax equalization loss (Tan et al.): for a sample of class y, the logits of tail
+    classes ``j != y`` with ``prior_j < lam`` are dropped from the softmax denominator."""
+    p = _vec(prior, logits)
+    _check(logits, y, p)
+    drop = (p < lam)[None, :] & (F.one_hot(y, logits.shape[1]) == 0)
+    return F.cross_entropy(logits.masked_fill(drop, float("-inf")), y)
+
+
+def dive_target(teacher: torch.Tensor, tau: float, power: float) -> torch.Tensor:
+    """DiVE's distillation target ``normalise(softmax(t / tau) ** power)``, (N, C), detached."""
+    q = torch.softmax(teacher.detach() / tau, dim=1) ** power
+    return q / q.sum(1, keepdim=True)
+
+
+def dive_loss(student: torch.Tensor, teacher: torch.Tensor, y: torch.Tensor, counts,
+              tau: float = 3.0, power: float = 0.5, a: float = 0.5) -> torch.Tensor:
+    """He et al.: ``a * tau^2 * KL(q || softmax(s / tau)) + (1 - a) * BSCE(s, y)``.
+
+    KL is summed over classes and averaged over the batch; q from :func:`dive_target`.
+    """
+    if teacher.shape != student.shape:
+        raise LtrayError(f"teacher logits {tuple(teacher.shape)} must match student {tuple(student.shape)}")
+    q = dive_target(teacher, tau, power)
+    kl = F.kl_div(F.log_softmax(student / tau, dim=1), q, reduction="batchmean")
+    return a * tau**2 * kl + (1 - a) * balanced_softmax_loss(student, y, counts)

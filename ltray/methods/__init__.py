@@ -1,0 +1,77 @@
+"""Methods by name. A method is one small file: its loss, its head, whether its logits already
+remove the training prior, and its search space (define-by-run on an Optuna-like trial).
+
+Registering a method (``register``) makes it available to the CLI, the sweep and the shared
+parametrized tests in tests/test_methods.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from ltray.errors import LtrayError
+
+# (outputs (N, C), labels (N,), epoch, augmented inputs) -> scalar loss
+LossFn = Callable[[torch.Tensor, torch.Tensor, int, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    """Registry name, e.g. "balanced_softmax"."""
+    summary: str
+    """One line for --help and the README."""
+    make_loss: Callable[[torch.Tensor, int, dict], LossFn]
+    """(train counts (C,), total epochs, hyperparameters) -> loss function."""
+    defaults: dict = field(default_factory=dict)
+    """Hyperparameters and their default values."""
+    space: Callable[[Any], dict] = lambda trial: {}
+    """Define-by-run search space: samples this method's knobs from an Optuna-like trial."""
+    head: str = "linear"
+    """Classifier head: "linear" or "cosine" (LDAM)."""
+    balanced_logits: bool = False
+    """True when training already removes the training prior from the logits (LA, BSCE, LADE):
+    post-hoc rules then add only the target prior instead of dividing the train prior out again."""
+    logit_scale: Callable[[dict], float] = lambda hp: 1.0
+    """Multiplier turning model outputs into logits for evaluation (LDAM's cosine scale s)."""
+
+    def hp(self, overrides: dict | None = None) -> dict:
+        """Defaults updated with ``overrides``; unknown keys are an error."""
+        overrides = dict(overrides or {})
+        unknown = set(overrides) - set(self.defaults)
+        if unknown:
+            raise LtrayError(f"method {self.name!r} has no hyperparameter {', '.join(sorted(unknown))}; "
+                             f"it has: {', '.join(self.defaults) or 'none'}")
+        return {**self.defaults, **overrides}
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    if method.name in _REGISTRY:
+        raise ValueError(f"method {method.name!r} registered twice")
+    _REGISTRY[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    if name not in _REGISTRY:
+        raise LtrayError(f"unknown method {name!r}; choose one of {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def method_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def prior_of(counts: torch.Tensor) -> torch.Tensor:
+    c = counts.double()
+    return c / c.sum()
+
+
+# Importing the method files registers them.
+from ltray.methods import balanced_softmax, ce, equalization, lade, ldam_drw, logit_adjusted  # noqa: E402,F401

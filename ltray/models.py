@@ -1,0 +1,143 @@
+"""Models by name: backbone (images -> features) + a linear or cosine (LDAM) head."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ltray.errors import LtrayError
+
+MODELS = ("resnet32", "cnn-small", "linear", "resnet34", "resnet50", "resnext50_32x4d")
+HEADS = ("linear", "cosine")
+
+
+class BasicBlock(nn.Module):
+    """CIFAR ResNet block with the parameter-free "option A" shortcut (He et al. 2016, LDAM-DRW)."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.pad = cout - cin
+        self.stride = stride
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        sc = x
+        if self.stride != 1 or self.pad:
+            sc = F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+        return F.relu(out + sc)
+
+
+class ResNet32(nn.Module):
+    """The CIFAR ResNet-32: 3 stages of 5 basic blocks (16, 32, 64 channels); 64-d features."""
+
+    feature_dim = 64
+
+    def __init__(self, in_channels: int = 3, blocks: int = 5):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        layers, cin = [], 16
+        for cout, stride in ((16, 1), (32, 2), (64, 2)):
+            for b in range(blocks):
+                layers.append(BasicBlock(cin, cout, stride if b == 0 else 1))
+                cin = cout
+        self.layers = nn.Sequential(*layers)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+
+    def forward(self, x):
+        x = self.layers(F.relu(self.bn1(self.conv1(x))))
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
+class SmallCNN(nn.Module):
+    """A small CNN for 8x8 digits: 3 conv-BN-ReLU layers, one 2x2 pool; 128-d features."""
+
+    feature_dim = 128
+
+    def __init__(self, in_channels: int = 1):
+        super().__init__()
+        c = [in_channels, 32, 64, 128]
+        layers = []
+        for i in range(3):
+            layers += [nn.Conv2d(c[i], c[i + 1], 3, 1, 1, bias=False), nn.BatchNorm2d(c[i + 1]), nn.ReLU(inplace=True)]
+            if i == 1:
+                layers.append(nn.MaxPool2d(2))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(self.body(x), 1).flatten(1)
+
+
+class Identity(nn.Module):
+    """Features are the inputs themselves (gaussian-lt: a linear model on raw coordinates)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.feature_dim = dim
+
+    def forward(self, x):
+        return x.flatten(1).float()
+
+
+class CosineHead(nn.Module):
+    """LDAM's NormedLinear: cosine between normalised features and normalised class weights."""
+
+    def __init__(self, dim: int, num_classes: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, dim).uniform_(-1, 1).renorm_(2, 0, 1e-5).mul_(1e5))
+
+    def forward(self, feats):
+        return F.normalize(feats, dim=1) @ F.normalize(self.weight, dim=1).T
+
+
+class Classifier(nn.Module):
+    """backbone (features) + head; ``features(x)`` gives (N, D) for cRT and tau-normalisation."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module):
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def features(self, x):
+        return self.backbone(x)
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+
+def _torchvision(name: str, in_channels: int) -> nn.Module:
+    import torchvision
+
+    net = getattr(torchvision.models, name)(weights=None)  # never downloads weights
+    if in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+    net.feature_dim = net.fc.in_features
+    net.fc = nn.Identity()
+    return net
+
+
+def build_model(name: str, num_classes: int, in_channels: int = 3, head: str = "linear", in_dim: int = 0) -> Classifier:
+    """A model by name; ``in_dim`` is the flat input size for ``linear``."""
+    if name not in MODELS:
+        raise LtrayError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    if head not in HEADS:
+        raise LtrayError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+    if name == "resnet32":
+        bb = ResNet32(in_channels)
+    elif name == "cnn-small":
+        bb = SmallCNN(in_channels)
+    elif name == "linear":
+        if in_dim < 1:
+            raise LtrayError("the linear model needs the input dimension")
+        bb = Identity(in_dim)
+    else:
+        bb = _torchvision(name, in_channels)
+    h = nn.Linear(bb.feature_dim, num_classes) if head == "linear" else CosineHead(bb.feature_dim, num_classes)
+    return Classifier(bb, h)
