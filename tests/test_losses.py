@@ -1,0 +1,136 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ltray.core import losses as L
+from ltray.errors import LtrayError
+
+
+@pytest.fixture
+def batch():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(16, 5, generator=g, dtype=torch.float64)
+    y = torch.tensor([0, 0, 0, 1, 1, 2, 0, 0, 1, 3, 0, 0, 1, 2, 0, 4])
+    counts = torch.tensor([100.0, 40.0, 12.0, 5.0, 2.0], dtype=torch.float64)
+    return logits, y, counts
+
+
+def test_balanced_softmax_with_equal_counts_is_ce(batch):
+    logits, y, _ = batch
+    assert torch.allclose(L.balanced_softmax_loss(logits, y, torch.full((5,), 7.0)), F.cross_entropy(logits, y))
+
+
+def test_la_loss_tau_zero_is_ce_and_tau_one_is_balanced_softmax(batch):
+    logits, y, counts = batch
+    prior = counts / counts.sum()
+    assert torch.allclose(L.logit_adjusted_loss(logits, y, prior, 0.0), F.cross_entropy(logits, y))
+    assert torch.allclose(L.logit_adjusted_loss(logits, y, prior, 1.0), L.balanced_softmax_loss(logits, y, counts))
+
+
+def _lader_loop(logits, y, prior, lam):
+    """The official LADELoss written out class by class, sample by sample."""
+    N, C = logits.shape
+    total = 0.0
+    for c in range(C):
+        members = [logits[i, c].item() for i in range(N) if y[i] == c]
+        t1 = sum(members) / (len(members) + 1e-8)
+        vals = [logits[i, c].item() - math.log(prior[c].item() + 1e-9) + math.log(1 / C + 1e-9) for i in range(N)]
+        mx = max(vals)
+        t2 = mx + math.log(sum(math.exp(v - mx) for v in vals)) - math.log(N)
+        total += prior[c].item() * (t1 - t2 - lam * t2 * t2)
+    return -total
+
+
+def test_lader_matches_the_official_formula_written_as_loops(batch):
+    logits, y, counts = batch
+    prior = counts / counts.sum()
+    for lam in (0.0, 0.01, 0.5):
+        assert L.lader(logits, y, prior, lam).item() == pytest.approx(_lader_loop(logits, y, prior, lam), rel=1e-10)
+    total = L.lade_loss(logits, y, prior, alpha=0.3, lam=0.1)
+    assert total.item() == pytest.approx(L.balanced_softmax_loss(logits, y, counts).item()
+                                         + 0.3 * _lader_loop(logits, y, prior, 0.1), rel=1e-10)
+
+
+def test_ldam_margins_and_zero_margin(batch):
+    logits, y, counts = batch
+    m = L.ldam_margins(counts, 0.5)
+    assert m.max().item() == pytest.approx(0.5)
+    assert torch.allclose(m * counts**0.25, torch.full((5,), m[0].item() * 100**0.25, dtype=torch.float64))
+    cos = torch.tanh(logits)
+    assert torch.allclose(L.ldam_loss(cos, y, counts, max_m=0.0, s=30), F.cross_entropy(30 * cos, y))
+    # the margin is subtracted from the true class only
+    manual = 30 * (cos - F.one_hot(y, 5) * m[y][:, None])
+    assert torch.allclose(L.ldam_loss(cos, y, counts, 0.5, 30), F.cross_entropy(manual, y))
+
+
+def test_drw_weights():
+    counts = torch.tensor([100.0, 10.0, 1.0])
+    w = L.drw_weights(counts, 0.9999)
+    assert w.sum().item() == pytest.approx(3.0) and w[0] < w[1] < w[2]
+    expected = (1 - 0.9999) / (1 - 0.9999 ** counts.double())
+    assert torch.allclose(w, expected / expected.sum() * 3)
+    assert torch.allclose(L.drw_weights(counts, 0.0), torch.ones(3, dtype=torch.float64))
+    with pytest.raises(LtrayError):
+        L.drw_weights(counts, 1.0)
+
+
+def test_equalization_limits(batch):
+    logits, y, counts = batch
+    prior = counts / counts.sum()
+    assert torch.allclose(L.equalization_loss(logits, y, prior, 0.0), F.cross_entropy(logits, y))
+    # every class below threshold: only the target and no rival remains -> loss 0
+    assert L.equalization_loss(logits, y, prior, 1.1).item() == pytest.approx(0.0, abs=1e-12)
+    # brute force for one threshold
+    lam = 0.05
+    rows = []
+    for i in range(len(y)):
+        keep = [j for j in range(5) if j == y[i] or prior[j] >= lam]
+        z = logits[i, keep]
+        rows.append(-(logits[i, y[i]] - torch.logsumexp(z, 0)))
+    assert L.equalization_loss(logits, y, prior, lam).item() == pytest.approx(torch.stack(rows).mean().item())
+
+
+def test_dive_limits(batch):
+    logits, y, counts = batch
+    assert torch.allclose(L.dive_loss(logits, logits * 2, y, counts, 3, 0.5, a=0.0), L.balanced_softmax_loss(logits, y, counts))
+    # teacher == student, power 1: q equals the student's tempered softmax, KL = 0
+    assert L.dive_loss(logits, logits, y, counts, 3.0, 1.0, a=1.0).item() == pytest.approx(0.0, abs=1e-12)
+    q = L.dive_target(logits, 3.0, 0.5)
+    p = torch.softmax(logits / 3, 1) ** 0.5
+    assert torch.allclose(q, p / p.sum(1, keepdim=True))
+    kl = (q * (q.log() - F.log_softmax(logits.flip(0) / 3, 1))).sum(1).mean()
+    got = L.dive_loss(logits.flip(0), logits, y, counts, 3.0, 0.5, a=0.5)
+    assert got.item() == pytest.approx(0.5 * 9 * kl.item() + 0.5 * L.balanced_softmax_loss(logits.flip(0), y, counts).item())
+
+
+@pytest.mark.parametrize("name", ["ce", "la", "bsce", "lade", "ldam", "eql", "dive"])
+def test_gradients_match_finite_differences(batch, name):
+    logits, y, counts = batch
+    prior = counts / counts.sum()
+    teacher = torch.randn(16, 5, dtype=torch.float64)
+    fns = {
+        "ce": lambda z: L.cross_entropy(z, y),
+        "la": lambda z: L.logit_adjusted_loss(z, y, prior, 0.7),
+        "bsce": lambda z: L.balanced_softmax_loss(z, y, counts),
+        "lade": lambda z: L.lade_loss(z, y, prior, 0.1, 0.05),
+        "ldam": lambda z: L.ldam_loss(torch.tanh(z), y, counts, 0.5, 5.0, L.drw_weights(counts)),
+        "eql": lambda z: L.equalization_loss(z, y, prior, 0.05),
+        "dive": lambda z: L.dive_loss(z, teacher, y, counts, 2.0, 0.5, 0.5),
+    }
+    z = logits.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(fns[name], (z,))
+
+
+def test_bad_shapes_and_labels_are_refused(batch):
+    logits, y, counts = batch
+    with pytest.raises(LtrayError, match="labels must lie"):
+        L.cross_entropy(logits, torch.full((16,), 5))
+    with pytest.raises(LtrayError, match=r"\(N,\)"):
+        L.balanced_softmax_loss(logits, y[:3], counts)
+    with pytest.raises(LtrayError, match="per-class"):
+        L.balanced_softmax_loss(logits, y, counts[:4])
+    with pytest.raises(LtrayError, match=r"\(N, C\)"):
+        L.cross_entropy(logits[0], y)
