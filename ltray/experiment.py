@@ -1,0 +1,322 @@
+"""Experiments: a plain Python file defines ``EXPERIMENT = Experiment(...)`` from these frozen
+dataclasses. This module loads such a file, applies ``--set key=value`` overrides by dotted path
+and validates everything before Ray starts. No Ray here.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib.util
+import os
+import sys
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from ltray.data import DATASETS, CIFAR, DataConfig
+from ltray.errors import LtrayError
+from ltray.methods import get_method, method_names
+from ltray.models import MODELS
+from ltray.train import Recipe
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network."""
+
+    name: str = "cnn-small"
+    """Model: resnet32, cnn-small, linear, resnet34, resnet50 or resnext50_32x4d."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How Optuna searches (through Ray Tune) over the methods and their knobs."""
+
+    num_samples: int = 8
+    """Trials in the study, the first of which run every method at its published defaults."""
+    objectives: tuple[str, ...] = ("val_bal_acc",)
+    """Validation metrics to maximise: one (TPE) or two (NSGA-II), e.g. ("val_bal_acc", "val_few")."""
+    sampler: str = "auto"
+    """Optuna sampler: "auto" (TPE for one objective, NSGA-II for two), "tpe", "random" or "nsga2"."""
+    asha: bool = False
+    """Stop unpromising trials early with ASHA on the trial's own epoch."""
+    grace_epochs: int = 2
+    """ASHA: epochs every trial runs before it may be stopped."""
+    search_defaults_first: bool = True
+    """Run each method once at its defaults before sampling (a baseline per method)."""
+    seed: int = 0
+    """Seed of the Optuna sampler."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial uses and how many run at once."""
+
+    num_workers: int = 1
+    """Ray Train workers (DDP processes) per trial."""
+    cpus_per_worker: float = 1.0
+    """CPUs reserved by each worker."""
+    gpus_per_worker: float = 0.0
+    """GPUs per worker; fractions (e.g. 0.25) pack several small trials on one GPU."""
+    max_concurrent_trials: int = 0
+    """Trials at once; 0 derives it from the cluster's resources."""
+    max_failures: int = 1
+    """Times a failed worker group is restarted from the last checkpoint."""
+
+
+@dataclass(frozen=True)
+class PosthocConfig:
+    """Post-hoc rules applied to every trial's stored logits (never separate trials)."""
+
+    tau_max: float = 3.0
+    """Upper end of the exact tau curve; tau* is chosen on validation within [0, tau_max]."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A study: data, model, methods to compare, train recipe, search, resources and seeds."""
+
+    name: str = "study"
+    """Study name: results go to <results>/<name>/."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """The dataset and its long-tail cut."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The network."""
+    methods: tuple[str, ...] = ("ce", "balanced_softmax")
+    """Methods to compare (registry names); the search picks one per trial."""
+    train: Recipe = field(default_factory=Recipe)
+    """The training recipe."""
+    search: SearchConfig = field(default_factory=SearchConfig)
+    """The hyperparameter search."""
+    resources: Resources = field(default_factory=Resources)
+    """Per-trial resources and concurrency."""
+    posthoc: PosthocConfig = field(default_factory=PosthocConfig)
+    """Post-hoc evaluation of each trial."""
+    seed: int = 0
+    """Seed of weight initialisation and batch order (the data subset has data.subset_seed)."""
+    repeats: int = 1
+    """Seeds per configuration: seed, seed+1, ...; each repeat is its own trial row."""
+
+
+# ---------------------------------------------------------------- loading
+
+def load_experiment(path: str | os.PathLike) -> Experiment:
+    """Execute an experiment file and return its ``EXPERIMENT``; errors name the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise LtrayError(f"experiment file {p} does not exist")
+    spec = importlib.util.spec_from_file_location(f"ltray_experiment_{p.stem}", p)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except LtrayError:
+        raise
+    except Exception as e:
+        raise LtrayError(f"{p} failed to run: {type(e).__name__}: {e}") from e
+    exp = getattr(module, "EXPERIMENT", None)
+    if not isinstance(exp, Experiment):
+        raise LtrayError(f"{p} must define EXPERIMENT = Experiment(...), found {type(exp).__name__}")
+    return exp
+
+
+def _coerce(text: str, tp, where: str):
+    """Parse an override value for a field of type ``tp`` (str, int, float, bool, tuples)."""
+    origin = typing.get_origin(tp)
+    if tp is str:
+        return text
+    if tp is bool:
+        low = text.strip().lower()
+        if low in ("true", "1", "yes"):
+            return True
+        if low in ("false", "0", "no"):
+            return False
+        raise LtrayError(f"--set {where}: expected true/false, got {text!r}")
+    if tp in (int, float):
+        try:
+            v = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            raise LtrayError(f"--set {where}: expected a {tp.__name__}, got {text!r}") from None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (tp is int and not float(v).is_integer()):
+            raise LtrayError(f"--set {where}: expected a {tp.__name__}, got {text!r}")
+        return tp(v)
+    if origin is tuple:
+        (inner, *_rest) = typing.get_args(tp)
+        parts = [s for s in (x.strip() for x in text.strip().strip("()[]").split(",")) if s]
+        return tuple(_coerce(s.strip("'\""), inner, where) for s in parts)
+    raise LtrayError(f"--set {where}: cannot set a field of type {tp}")
+
+
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def apply_overrides(exp: Experiment, items: list[str]) -> Experiment:
+    """Return a copy with ``dotted.path=value`` overrides applied (mmpretrain's --cfg-option)."""
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise LtrayError(f"--set wants key=value (e.g. train.epochs=3), got {item!r}")
+        exp = _set(exp, key.strip().split("."), value, key.strip())
+    return exp
+
+
+def _set(obj, path: list[str], value: str, where: str):
+    names = {f.name for f in fields(obj)}
+    head = path[0]
+    if head not in names:
+        raise LtrayError(f"--set {where}: {type(obj).__name__} has no field {head!r}; it has {', '.join(sorted(names))}")
+    tp = _hints(type(obj))[head]
+    if len(path) == 1:
+        if dataclasses.is_dataclass(tp):
+            raise LtrayError(f"--set {where}: {head} is a group; set one of its fields, e.g. {where}.{fields(tp)[0].name}=...")
+        return replace(obj, **{head: _coerce(value, tp, where)})
+    child = getattr(obj, head)
+    if not dataclasses.is_dataclass(child):
+        raise LtrayError(f"--set {where}: {head} has no fields")
+    return replace(obj, **{head: _set(child, path[1:], value, where)})
+
+
+# ---------------------------------------------------------------- validation
+
+def _check_types(obj, where: str = "") -> None:
+    hints = _hints(type(obj))
+    for f in fields(obj):
+        v, tp, name = getattr(obj, f.name), hints[f.name], f"{where}{f.name}"
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(v, tp):
+                raise LtrayError(f"{name} must be a {tp.__name__}, got {type(v).__name__}")
+            _check_types(v, name + ".")
+        elif typing.get_origin(tp) is tuple:
+            inner = typing.get_args(tp)[0]
+            if not isinstance(v, (tuple, list)) or not all(_is(x, inner) for x in v):
+                raise LtrayError(f"{name} must be a tuple of {inner.__name__}, got {v!r}")
+        elif not _is(v, tp):
+            raise LtrayError(f"{name} must be a {tp.__name__}, got {v!r}")
+
+
+def _is(v, tp) -> bool:
+    if tp is float:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if tp is int:
+        return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, tp)
+
+
+def validate(exp: Experiment, cluster: dict | None = None) -> None:
+    """Check everything that can be checked before Ray starts; raise one LtrayError.
+
+    ``cluster`` ({"CPU": n, "GPU": m}) are the resources available; a trial that cannot fit is
+    refused. Missing data is found here too.
+    """
+    _check_types(exp)
+    if not exp.name or any(c in exp.name for c in "/\\") or exp.name.startswith("."):
+        raise LtrayError(f"name must be a plain folder name, got {exp.name!r}")
+    if not exp.methods:
+        raise LtrayError("methods is empty; name at least one of " + ", ".join(method_names()))
+    for m in exp.methods:
+        get_method(m)
+    if len(set(exp.methods)) != len(exp.methods):
+        raise LtrayError(f"methods lists a method twice: {exp.methods}")
+    if exp.model.name not in MODELS:
+        raise LtrayError(f"unknown model {exp.model.name!r}; choose one of {', '.join(MODELS)}")
+    if exp.data.name not in DATASETS:
+        raise LtrayError(f"unknown dataset {exp.data.name!r}; choose one of {', '.join(DATASETS)}")
+    if not exp.data.rho >= 1:
+        raise LtrayError(f"data.rho must be >= 1 (n_max / n_min), got {exp.data.rho}")
+    exp.train.validate()
+    s = exp.search
+    if s.num_samples < 1:
+        raise LtrayError(f"search.num_samples must be >= 1, got {s.num_samples}")
+    if len(s.objectives) not in (1, 2):
+        raise LtrayError(f"search.objectives takes one or two metrics, got {s.objectives}")
+    allowed = {"val_bal_acc", "val_many", "val_medium", "val_few"}
+    bad = [o for o in s.objectives if o not in allowed]
+    if bad:
+        raise LtrayError(f"search.objectives must be validation metrics ({', '.join(sorted(allowed))}); got {bad}. "
+                         "Test metrics are reported, never tuned on.")
+    if s.sampler not in ("auto", "tpe", "random", "nsga2"):
+        raise LtrayError(f"search.sampler must be auto, tpe, random or nsga2, got {s.sampler!r}")
+    if s.sampler == "tpe" and len(s.objectives) == 2:
+        raise LtrayError("two objectives need search.sampler nsga2 (or auto)")
+    if s.asha and len(s.objectives) == 2:
+        raise LtrayError("ASHA stops on one metric; use one objective with search.asha=true")
+    if s.asha and not 1 <= s.grace_epochs <= exp.train.epochs:
+        raise LtrayError(f"search.grace_epochs must be in [1, train.epochs={exp.train.epochs}], got {s.grace_epochs}")
+    if s.search_defaults_first and s.num_samples < len(exp.methods):
+        raise LtrayError(f"search.num_samples={s.num_samples} is fewer than the {len(exp.methods)} methods; "
+                         "every method runs once at its defaults first")
+    r = exp.resources
+    if r.num_workers < 1:
+        raise LtrayError(f"resources.num_workers must be >= 1, got {r.num_workers}")
+    if not r.cpus_per_worker > 0 or r.gpus_per_worker < 0:
+        raise LtrayError("resources.cpus_per_worker must be > 0 and gpus_per_worker >= 0")
+    if r.max_concurrent_trials < 0 or r.max_failures < 0:
+        raise LtrayError("resources.max_concurrent_trials and max_failures must be >= 0")
+    if exp.repeats < 1:
+        raise LtrayError(f"repeats must be >= 1, got {exp.repeats}")
+    if not exp.posthoc.tau_max > 0:
+        raise LtrayError(f"posthoc.tau_max must be > 0, got {exp.posthoc.tau_max}")
+    if exp.data.name == "gaussian-lt" and exp.model.name != "linear":
+        raise LtrayError("gaussian-lt is 2-d points: use model.name=linear")
+    if exp.data.name != "gaussian-lt" and exp.model.name == "linear":
+        raise LtrayError(f"model linear is for gaussian-lt, not {exp.data.name}")
+    if exp.data.name in CIFAR and not exp.data.download:
+        folder = Path(exp.data.root).expanduser() / CIFAR[exp.data.name]["folder"]
+        if not folder.is_dir():
+            raise LtrayError(
+                f"{exp.data.name}: {folder} does not exist. Get the python version of CIFAR from "
+                f"https://www.cs.toronto.edu/~kriz/cifar.html into {exp.data.root}, set data.download=true, "
+                f"or run the same study on the embedded data: --set data.name=digits-lt model.name=cnn-small")
+    if exp.data.name == "list-file" and not Path(exp.data.root).expanduser().is_dir():
+        raise LtrayError(f"list-file: data root {exp.data.root} does not exist")
+    if cluster is not None:
+        need_cpu = r.num_workers * r.cpus_per_worker
+        need_gpu = r.num_workers * r.gpus_per_worker
+        if need_cpu > cluster.get("CPU", 0) + 1e-9:
+            raise LtrayError(f"one trial needs {need_cpu:g} CPUs ({r.num_workers} workers x {r.cpus_per_worker:g}) "
+                             f"but the cluster has {cluster.get('CPU', 0):g}; lower resources.num_workers or "
+                             "resources.cpus_per_worker")
+        if need_gpu > cluster.get("GPU", 0) + 1e-9:
+            raise LtrayError(f"one trial needs {need_gpu:g} GPUs but the cluster has {cluster.get('GPU', 0):g}; "
+                             "set resources.gpus_per_worker=0 to train on CPU")
+
+
+# ---------------------------------------------------------------- help text
+
+def _field_docs(cls) -> dict[str, str]:
+    """The one-line docstring under each dataclass field (CleanRL style), read from the source."""
+    import inspect
+
+    try:
+        tree = ast.parse(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    body = tree.body[0].body
+    docs = {}
+    for a, b in zip(body, body[1:]):
+        if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and isinstance(b, ast.Expr) \
+                and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str):
+            docs[a.target.id] = b.value.value.strip()
+    return docs
+
+
+def describe_fields(cls=Experiment, prefix: str = "", default=None) -> list[str]:
+    """``dotted.name (type, default): doc`` for every settable field, for --help."""
+    default = default if default is not None else cls()
+    docs, hints, lines = _field_docs(cls), _hints(cls), []
+    for f in fields(cls):
+        tp, value = hints[f.name], getattr(default, f.name)
+        if dataclasses.is_dataclass(tp):
+            lines += describe_fields(tp, f"{prefix}{f.name}.", value)
+        else:
+            tname = getattr(tp, "__name__", str(tp)).replace("typing.", "")
+            if typing.get_origin(tp) is tuple:
+                tname = f"tuple[{typing.get_args(tp)[0].__name__}]"
+            lines.append(f"  {prefix}{f.name} ({tname}, default {value!r}): {docs.get(f.name, '')}")
+    return lines
+
+
+def to_dict(exp: Experiment) -> dict:
+    return dataclasses.asdict(exp)

@@ -1,0 +1,157 @@
+"""A study's results: fixed Arrow schemas, one Parquet file per trial and table, atomic writes.
+
+Layout: ``<study>/<table>/<trial_id>.parquet`` plus ``experiment.py`` (the source),
+``experiment.json`` (after overrides), ``requirements.txt`` (pip freeze) and ``optuna.db``.
+The study folder may be local or a URI pyarrow understands (``s3://...``, ``gs://...``).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+import warnings
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from ltray.errors import LtrayError
+
+F64, I64, STR = pa.float64(), pa.int64(), pa.string()
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "trials": pa.schema([
+        ("study", STR), ("trial_id", STR), ("method", STR), ("params", pa.map_(STR, F64)), ("seed", I64),
+        ("repeat", I64), ("dataset", STR), ("rho", F64), ("subset_hash", STR), ("model", STR), ("num_workers", I64),
+        ("status", STR), ("error", STR), ("best_epoch", I64), ("epochs_run", I64),
+        ("val_bal_acc", F64), ("val_many", F64), ("val_medium", F64), ("val_few", F64),
+        ("test_bal_acc", F64), ("test_many", F64), ("test_medium", F64), ("test_few", F64),
+        ("tau_star", F64), ("val_bal_acc_posthoc", F64), ("test_bal_acc_posthoc", F64),
+        ("test_many_posthoc", F64), ("test_medium_posthoc", F64), ("test_few_posthoc", F64),
+        ("wall_s", F64), ("finished_at", STR), ("versions", STR),
+    ]),
+    "epochs": pa.schema([
+        ("study", STR), ("trial_id", STR), ("epoch", I64), ("lr", F64), ("train_loss", F64), ("val_bal_acc", F64),
+        ("val_many", F64), ("val_medium", F64), ("val_few", F64), ("images_per_s", F64), ("epoch_s", F64),
+    ]),
+    "per_class": pa.schema([
+        ("study", STR), ("trial_id", STR), ("split", STR), ("class_id", I64), ("train_count", I64),
+        ("accuracy", F64), ("accuracy_posthoc", F64),
+    ]),
+    "shifts": pa.schema([
+        ("study", STR), ("trial_id", STR), ("shift", STR), ("ratio", F64), ("direction", STR), ("size", I64),
+        ("adjustment", STR), ("accuracy", F64), ("prior_l1", F64),
+    ]),
+    "tau_curve": pa.schema([
+        ("study", STR), ("trial_id", STR), ("split", STR), ("tau_lo", F64), ("tau_hi", F64), ("bal_acc", F64),
+    ]),
+    "logits": pa.schema([
+        ("study", STR), ("trial_id", STR), ("split", STR), ("index", I64), ("label", I64),
+        ("logits", pa.list_(pa.float32())),
+    ]),
+}
+TABLES = tuple(SCHEMAS)
+
+
+def _fs(root: str) -> tuple[pafs.FileSystem, str]:
+    try:
+        return pafs.FileSystem.from_uri(root)
+    except (pa.ArrowInvalid, ValueError):
+        return pafs.LocalFileSystem(), str(root)
+
+
+def table(name: str, rows: dict) -> pa.Table:
+    """Columns (dict of lists/arrays) -> a Table with the fixed schema of ``name``."""
+    schema = SCHEMAS[name]
+    missing = set(schema.names) - set(rows)
+    if missing:
+        raise ValueError(f"{name}: missing columns {sorted(missing)}")
+    n = {len(v) for v in rows.values()}
+    if len(n) > 1:
+        raise ValueError(f"{name}: columns of different lengths {n}")
+    return pa.table({f.name: pa.array(_plain(rows[f.name], f.type), type=f.type) for f in schema}, schema=schema)
+
+
+def _plain(col, tp):
+    if isinstance(col, np.ndarray) and tp == F64:
+        return col.astype(np.float64)
+    return list(col) if not isinstance(col, (list, np.ndarray)) else col
+
+
+def write_table(study_dir: str, name: str, trial_id: str, tbl: pa.Table) -> str:
+    """Write one trial's rows of one table atomically: a temporary name, then a rename."""
+    if tbl.schema != SCHEMAS[name]:
+        raise ValueError(f"{name}: schema mismatch")
+    fs, root = _fs(study_dir)
+    folder = f"{root.rstrip('/')}/{name}"
+    try:
+        fs.create_dir(folder, recursive=True)
+        final = f"{folder}/{trial_id}.parquet"
+        tmp = f"{folder}/.{trial_id}.{uuid.uuid4().hex[:8]}.tmp"
+        with fs.open_output_stream(tmp) as out:
+            pq.write_table(tbl, out)
+        fs.move(tmp, final)
+    except OSError as e:
+        raise LtrayError(f"cannot write results under {study_dir}: {e}. Free space or fix permissions, "
+                         "then run the same command with --resume") from e
+    return final
+
+
+def load_study(path: str, tables=TABLES) -> dict[str, pa.Table]:
+    """Every table of a study as a ``pyarrow.Table`` with its fixed schema.
+
+    Unreadable or partial files are skipped with a warning naming them; a missing table is empty.
+    """
+    fs, root = _fs(path)
+    info = fs.get_file_info(root)
+    if info.type != pafs.FileType.Directory:
+        raise LtrayError(f"study folder {path} does not exist")
+    out = {}
+    for name in tables:
+        schema = SCHEMAS[name]
+        sel = pafs.FileSelector(f"{root.rstrip('/')}/{name}", allow_not_found=True)
+        parts = []
+        for fi in sorted(fs.get_file_info(sel), key=lambda f: f.path):
+            if fi.type != pafs.FileType.File or not fi.base_name.endswith(".parquet"):
+                continue
+            try:
+                with fs.open_input_file(fi.path) as f:
+                    t = pq.read_table(f)
+                parts.append(t.select(schema.names).cast(schema))
+            except Exception as e:  # corrupt, truncated or foreign file
+                warnings.warn(f"skipped unreadable results file {fi.path}: {type(e).__name__}: {e}", stacklevel=2)
+        out[name] = pa.concat_tables(parts) if parts else schema.empty_table()
+    return out
+
+
+def finished_trials(path: str) -> dict[str, str]:
+    """trial_id -> status of the trials already written in a study (empty if none)."""
+    try:
+        t = load_study(path, ("trials",))["trials"]
+    except LtrayError:
+        return {}
+    return dict(zip(t.column("trial_id").to_pylist(), t.column("status").to_pylist()))
+
+
+def summarize_methods(trials: pa.Table, metric: str = "test_bal_acc") -> list[dict]:
+    """Mean, std and 95% CI (t-distribution) of ``metric`` per method over completed trials."""
+    rows = [r for r in trials.to_pylist() if r["status"] == "completed" and r[metric] is not None]
+    out = []
+    for method in sorted({r["method"] for r in rows}):
+        v = np.array([r[metric] for r in rows if r["method"] == method], dtype=np.float64)
+        std = float(v.std(ddof=1)) if v.size > 1 else float("nan")
+        half = _t975(v.size - 1) * std / math.sqrt(v.size) if v.size > 1 else float("nan")
+        out.append({"method": method, "n": int(v.size), "mean": float(v.mean()), "std": std, "ci95": half,
+                    "best": float(v.max())})
+    return out
+
+
+def _t975(dof: int) -> float:
+    """Two-sided 95% Student-t quantile (scipy-free table, then the normal limit)."""
+    table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+             15: 2.131, 20: 2.086, 30: 2.042}
+    if dof in table:
+        return table[dof]
+    keys = sorted(k for k in table if k < dof)
+    return table[keys[-1]] if dof < 30 else 1.96 + 2.4 / dof

@@ -1,0 +1,419 @@
+"""Run a study: Ray Tune + Optuna over trials, each trial a Ray Train (DDP) run of ``fit``.
+
+    python -m ltray.sweep experiments/quickstart.py [--set key=value ...] [--name NAME]
+        [--results DIR] [--resume] [--address ADDR]
+
+One of the two modules that know Ray (with ``ltray.submit``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ltray import results as R
+from ltray.errors import LtrayError
+from ltray.experiment import (Experiment, apply_overrides, describe_fields, load_experiment, to_dict, validate)
+from ltray.methods import get_method
+
+# The Tune function that drives one trial only waits on its TorchTrainer: it reserves no CPU (so
+# trials pack on the workers' CPUs) but its ~250 MB process, which also makes Ray's bundle non-empty.
+DRIVER_RESOURCES = {"cpu": 0, "memory": 256 * 2**20}
+
+
+# ---------------------------------------------------------------- search space
+
+class _Prefixed:
+    """Hands a method's define-by-run space an Optuna trial whose names carry the method, so
+    knobs of different methods never share an Optuna parameter ("lade.lam" vs "equalization.lam")."""
+
+    def __init__(self, trial, method: str):
+        self._trial, self._prefix = trial, method + "."
+
+    def suggest_float(self, name, *args, **kwargs):
+        return self._trial.suggest_float(self._prefix + name, *args, **kwargs)
+
+    def suggest_int(self, name, *args, **kwargs):
+        return self._trial.suggest_int(self._prefix + name, *args, **kwargs)
+
+    def suggest_categorical(self, name, *args, **kwargs):
+        return self._trial.suggest_categorical(self._prefix + name, *args, **kwargs)
+
+
+class _Defaults:
+    """A stand-in trial that answers every suggestion with the method's default (and checks it
+    lies in the declared range): the first trials run each method as published."""
+
+    def __init__(self, method):
+        self.m, self.params = method, {}
+
+    def _get(self, name, ok):
+        v = self.m.defaults[name]
+        if not ok(v):
+            raise LtrayError(f"method {self.m.name}: default {name}={v} lies outside its search range")
+        self.params[f"{self.m.name}.{name}"] = v
+        return v
+
+    def suggest_float(self, name, low, high, **kw):
+        return self._get(name, lambda v: low <= v <= high)
+
+    def suggest_int(self, name, low, high, **kw):
+        return self._get(name, lambda v: low <= v <= high)
+
+    def suggest_categorical(self, name, choices):
+        return self._get(name, lambda v: v in choices)
+
+
+class Space:
+    """Define-by-run: pick the method, then sample only that method's knobs. A class, not a
+    closure, because Tune pickles the searcher (and so this) into its experiment checkpoint."""
+
+    def __init__(self, methods: tuple[str, ...]):
+        self.methods = list(methods)
+
+    def __call__(self, trial) -> None:
+        method = trial.suggest_categorical("method", self.methods)
+        get_method(method).space(_Prefixed(trial, method))
+
+
+def default_points(methods: tuple[str, ...]) -> list[dict]:
+    out = []
+    for name in methods:
+        d = _Defaults(get_method(name))
+        get_method(name).space(d)
+        out.append({"method": name, **d.params})
+    return out
+
+
+def split_config(config: dict) -> tuple[str, dict]:
+    """A Tune config (flat dict) -> (method, its hyperparameters without the prefix)."""
+    method = config["method"]
+    pre = method + "."
+    return method, {k[len(pre):]: v for k, v in config.items() if k.startswith(pre)}
+
+
+# ---------------------------------------------------------------- one trial
+
+def train_worker(cfg: dict) -> None:
+    """Ray Train per-worker loop: ``fit`` with Ray's report; rank 0 writes the trial's tables."""
+    import ray.train
+    import torch
+
+    from ltray.data import load_data
+    from ltray.evaluate import epoch_rows, failed_trial_row, trial_tables
+    from ltray.train import TrainingDiverged, fit
+
+    exp: Experiment = cfg["experiment"]
+    ctx = ray.train.get_context()
+    rank = ctx.get_world_rank()
+    torch.set_num_threads(max(1, int(exp.resources.cpus_per_worker)))
+    device = "cpu"
+    if exp.resources.gpus_per_worker > 0 and torch.cuda.is_available():
+        device = f"cuda:{ctx.get_local_rank() % torch.cuda.device_count()}"
+    data = load_data(exp.data)
+    method = get_method(cfg["method"])
+    study, trial_id, study_dir = exp.name, cfg["trial_id"], cfg["study_dir"]
+    history: list[dict] = []
+
+    def report(metrics: dict, ckpt_dir: str | None) -> None:
+        history.append(metrics)
+        if rank == 0:  # the epochs table grows every epoch, so a stopped trial keeps its curve
+            R.write_table(study_dir, "epochs", trial_id, R.table("epochs", epoch_rows(study, trial_id, history)))
+        ck = ray.train.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
+        ray.train.report({**metrics, "trial_epoch": metrics["epoch"] + 1}, checkpoint=ck)
+
+    resume = None
+    ck = ray.train.get_checkpoint()
+    t0 = time.time()
+    common = dict(study=study, trial_id=trial_id, seed=cfg["seed"], repeat=cfg["repeat"], exp=exp,
+                  subset_hash=data.subset_hash)
+    try:
+        if ck is not None:
+            with ck.as_directory() as d:
+                resume = tempfile.mkdtemp(prefix="ltray-resume-")
+                shutil.copytree(d, resume, dirs_exist_ok=True)
+        res = fit(data, method, cfg["hp"], exp.model.name, exp.train, seed=cfg["seed"], device=device,
+                  report=report, resume_from=resume)
+    except TrainingDiverged as e:
+        if rank == 0:
+            row = failed_trial_row(method=method.name, hp=cfg["hp"], status="failed", error=f"TrainingDiverged: {e}",
+                                   epochs_run=len(history), wall_s=time.time() - t0, **common)
+            R.write_table(study_dir, "trials", trial_id, R.table("trials", row))
+        return  # recorded; the Tune driver turns it into a failed trial without retrying
+    finally:
+        if resume:
+            shutil.rmtree(resume, ignore_errors=True)
+    if rank == 0:
+        tabs = trial_tables(method=method, hp=cfg["hp"], val_logits=res.val_logits, val_y=res.val_labels,
+                            test_logits=res.test_logits, test_y=res.test_labels, train_counts=res.train_counts,
+                            history=res.history, best_epoch=res.best_epoch, wall_s=time.time() - t0, **common)
+        # trials last: its presence marks the trial as finished
+        for name in ("epochs", "per_class", "shifts", "tau_curve", "logits", "trials"):
+            R.write_table(study_dir, name, trial_id, R.table(name, tabs[name]))
+
+
+def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
+    """Tune function trainable driving one trial: launches a TorchTrainer (Train V2 pattern)."""
+    import ray.train
+    from ray import tune
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    trial_id = tune.get_context().get_trial_id()
+    method, hp = split_config(config)
+    repeat = int(config.get("__trial_index__", 0))
+    seed = exp.seed + repeat
+    r = exp.resources
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config={"experiment": exp, "method": method, "hp": hp, "seed": seed, "repeat": repeat,
+                           "trial_id": trial_id, "study_dir": study_dir},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=r.num_workers, use_gpu=r.gpus_per_worker > 0,
+            resources_per_worker={"CPU": r.cpus_per_worker, **({"GPU": r.gpus_per_worker} if r.gpus_per_worker else {})}),
+        run_config=ray.train.RunConfig(
+            name=f"train-{trial_id}", storage_path=os.path.join(study_dir, "ray"),
+            failure_config=ray.train.FailureConfig(max_failures=r.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            callbacks=[TuneReportCallback()]),
+    )
+    t0 = time.time()
+    try:
+        trainer.fit()
+    except Exception as e:
+        row = _failed(exp, trial_id, method, hp, seed, repeat, f"{type(e).__name__}: {e}", time.time() - t0)
+        R.write_table(study_dir, "trials", trial_id, R.table("trials", row))
+        raise
+    status = R.finished_trials(study_dir).get(trial_id)
+    if status == "failed":
+        raise RuntimeError(f"trial {trial_id} failed: see its row in the trials table")
+    if status != "completed":
+        raise RuntimeError(f"trial {trial_id} ended without writing its results")
+
+
+def _failed(exp, trial_id, method, hp, seed, repeat, error, wall_s):
+    from ltray.evaluate import failed_trial_row
+
+    return failed_trial_row(study=exp.name, trial_id=trial_id, method=method, hp=hp, seed=seed, repeat=repeat,
+                            exp=exp, subset_hash="", status="failed", error=error, epochs_run=0, wall_s=wall_s)
+
+
+# ---------------------------------------------------------------- the study
+
+def _concurrency(exp: Experiment, cluster: dict) -> int:
+    r = exp.resources
+    if r.max_concurrent_trials:
+        return r.max_concurrent_trials
+    per_cpu = r.num_workers * r.cpus_per_worker
+    n = math.floor(cluster.get("CPU", 1) / per_cpu + 1e-9)
+    if r.gpus_per_worker:
+        n = min(n, math.floor(cluster.get("GPU", 0) / (r.num_workers * r.gpus_per_worker) + 1e-9))
+    return max(1, n)
+
+
+def _progress_callback(metric: str):
+    from ray import tune
+
+    class Progress(tune.Callback):
+        """A line per trial result, one per finished or failed trial."""
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if "trial_epoch" in result:
+                print(f"[{trial.trial_id}] {trial.config.get('method')} epoch {result['trial_epoch']}: "
+                      f"{metric} {result.get(metric, float('nan')):.4f}  loss {result.get('train_loss', float('nan')):.4f}",
+                      flush=True)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            print(f"[{trial.trial_id}] done: {_knobs(trial.config)}", flush=True)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            print(f"[{trial.trial_id}] FAILED: {_knobs(trial.config)} (see the trials table)", flush=True)
+
+    return Progress()
+
+
+def _knobs(config: dict) -> str:
+    method, hp = split_config(config)
+    return method + (" " + " ".join(f"{k}={v:.4g}" for k, v in hp.items()) if hp else "")
+
+
+def _searcher(exp: Experiment, study_dir: str):
+    import optuna
+    from ray.tune.search import Repeater
+    from ray.tune.search.optuna import OptunaSearch
+
+    s = exp.search
+    two = len(s.objectives) == 2
+    kind = s.sampler if s.sampler != "auto" else ("nsga2" if two else "tpe")
+    sampler = {"tpe": lambda: optuna.samplers.TPESampler(seed=s.seed),
+               "random": lambda: optuna.samplers.RandomSampler(seed=s.seed),
+               "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=s.seed)}[kind]()
+    storage = optuna.storages.RDBStorage(f"sqlite:///{os.path.join(study_dir, 'optuna.db')}")
+    searcher = OptunaSearch(
+        space=Space(exp.methods), metric=list(s.objectives) if two else s.objectives[0],
+        mode=["max", "max"] if two else "max", sampler=sampler, storage=storage, study_name=exp.name,
+        points_to_evaluate=default_points(exp.methods) if s.search_defaults_first else None)
+    return Repeater(searcher, repeat=exp.repeats) if exp.repeats > 1 else searcher
+
+
+def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
+    """Run (or resume) the study with an already-initialised Ray; returns the study folder."""
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    study_dir = os.path.abspath(study_dir)
+    tune_path = os.path.join(study_dir, "ray")
+    trainable = tune.with_resources(tune.with_parameters(run_trial, exp=exp, study_dir=study_dir), DRIVER_RESOURCES)
+    metric = exp.search.objectives[0]
+    if resume and tune.Tuner.can_restore(os.path.join(tune_path, "tune")):
+        tuner = tune.Tuner.restore(os.path.join(tune_path, "tune"), trainable=trainable, resume_unfinished=True,
+                                   resume_errored=False)
+    else:
+        scheduler = None
+        if exp.search.asha:
+            scheduler = ASHAScheduler(time_attr="trial_epoch", max_t=exp.train.epochs, grace_period=exp.search.grace_epochs)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=_searcher(exp, study_dir), scheduler=scheduler, num_samples=exp.search.num_samples * exp.repeats,
+                max_concurrent_trials=_concurrency(exp, ray.cluster_resources()),
+                metric=None if len(exp.search.objectives) == 2 else metric, mode=None if len(exp.search.objectives) == 2 else "max"),
+            run_config=tune.RunConfig(name="tune", storage_path=tune_path, verbose=0,
+                                      callbacks=[_progress_callback(metric)],
+                                      failure_config=tune.FailureConfig(max_failures=0)),
+        )
+    tuner.fit()
+    _mark_stopped(exp, study_dir)
+    return study_dir
+
+
+def _mark_stopped(exp: Experiment, study_dir: str) -> None:
+    """Trials that ASHA stopped have epochs but no trials row: record them as stopped early."""
+    tabs = R.load_study(study_dir, ("trials", "epochs"))
+    done = set(tabs["trials"].column("trial_id").to_pylist())
+    epochs = tabs["epochs"].to_pylist()
+    from ltray.evaluate import failed_trial_row
+
+    for tid in sorted({e["trial_id"] for e in epochs} - done):
+        rows = [e for e in epochs if e["trial_id"] == tid]
+        best = max(rows, key=lambda e: e["val_bal_acc"])
+        row = failed_trial_row(study=exp.name, trial_id=tid, method="", hp={}, seed=exp.seed, repeat=0, exp=exp,
+                               subset_hash="", status="stopped", error="stopped early by ASHA", epochs_run=len(rows),
+                               wall_s=sum(e["epoch_s"] for e in rows))
+        row.update(best_epoch=[best["epoch"]], val_bal_acc=[best["val_bal_acc"]], val_many=[best["val_many"]],
+                   val_medium=[best["val_medium"]], val_few=[best["val_few"]])
+        R.write_table(study_dir, "trials", tid, R.table("trials", row))
+
+
+# ---------------------------------------------------------------- CLI
+
+def _local_resources() -> dict:
+    import torch
+
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+
+
+def _write_study_files(exp: Experiment, source: str, study_dir: str) -> None:
+    os.makedirs(study_dir, exist_ok=True)
+    shutil.copyfile(source, os.path.join(study_dir, "experiment.py"))
+    with open(os.path.join(study_dir, "experiment.json"), "w") as f:
+        json.dump(to_dict(exp), f, indent=2, default=list)
+    freeze = subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True).stdout
+    with open(os.path.join(study_dir, "requirements.txt"), "w") as f:
+        f.write(freeze)
+
+
+def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespace, str]:
+    """Parse the command line and validate everything; nothing is written and Ray is not started."""
+    p = argparse.ArgumentParser(
+        prog="python -m ltray.sweep", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a study of long-tail methods: Ray Tune + Optuna over Ray Train trials.",
+        epilog="Experiment fields (override any with --set dotted.name=value):\n" + "\n".join(describe_fields()))
+    p.add_argument("experiment", help="experiment file defining EXPERIMENT = Experiment(...)")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override fields by dotted path, e.g. --set train.epochs=3 methods=ce,lade")
+    p.add_argument("--name", help="study name (default: the experiment's name)")
+    p.add_argument("--results", default="results", help="folder (or pyarrow URI) holding studies (default: results)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted study")
+    p.add_argument("--address", help="Ray cluster to connect to (default: start a local one)")
+    a = p.parse_args(argv)
+    exp = apply_overrides(load_experiment(a.experiment), a.set)
+    if a.name:
+        exp = dataclasses.replace(exp, name=a.name)
+    # inside a Ray Job (RAY_ADDRESS set) or with --address, the cluster's resources are checked
+    # once connected; locally they are checked now, before Ray starts
+    on_cluster = bool(a.address or os.environ.get("RAY_ADDRESS"))
+    validate(exp, None if on_cluster else _local_resources())
+    study_dir = os.path.join(a.results, exp.name)
+    existing = R.finished_trials(study_dir) if os.path.isdir(study_dir) else {}
+    if existing and not a.resume:
+        raise LtrayError(f"{study_dir} already holds {len(existing)} trials; pass --resume to continue it or "
+                         "--name to start a new study (nothing was changed)")
+    if a.resume:
+        if not os.path.isdir(study_dir):
+            raise LtrayError(f"--resume: no study at {study_dir}")
+        saved = os.path.join(study_dir, "experiment.json")
+        if os.path.isfile(saved) and json.load(open(saved)) != json.loads(json.dumps(to_dict(exp), default=list)):
+            raise LtrayError(f"--resume: the experiment differs from the one {study_dir} was started with "
+                             f"({saved}); resume with the same file and --set values")
+    return exp, a, study_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        exp, a, study_dir = prepare(argv)
+    except LtrayError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    import ray
+
+    # Ray's own per-worker logging would bury the one line per trial result printed below;
+    # errors still reach the trials table and the worker logs under the Ray session folder.
+    ray.init(address=a.address, log_to_driver=False, logging_level="WARNING")
+    try:
+        if a.address or os.environ.get("RAY_ADDRESS"):
+            validate(exp, ray.cluster_resources())
+        if not a.resume:
+            _write_study_files(exp, a.experiment, study_dir)
+        print(f"study {exp.name}: {exp.search.num_samples * exp.repeats} trials of {', '.join(exp.methods)} on "
+              f"{exp.data.name} (rho={exp.data.rho:g}), results in {study_dir}", flush=True)
+        run_study(exp, study_dir, resume=a.resume)
+    except LtrayError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        ray.shutdown()
+    print_summary(study_dir)
+    return 0
+
+
+def print_summary(study_dir: str) -> None:
+    tabs = R.load_study(study_dir, ("trials",))
+    t = tabs["trials"]
+    print(f"\n{t.num_rows} trials in {study_dir}")
+    print(f"{'method':<18} {'n':>3} {'best val':>9} {'its test':>9} {'+post-hoc':>9} {'many':>7} {'medium':>7} {'few':>7}")
+    rows = [r for r in t.to_pylist() if r["status"] == "completed"]
+    for method in sorted({r["method"] for r in rows}):
+        mine = [r for r in rows if r["method"] == method]
+        b = max(mine, key=lambda r: r["val_bal_acc"])  # selected on validation
+        print(f"{method:<18} {len(mine):>3} {b['val_bal_acc'] * 100:9.2f} {b['test_bal_acc'] * 100:9.2f} "
+              f"{b['test_bal_acc_posthoc'] * 100:9.2f} {b['test_many'] * 100:7.2f} {b['test_medium'] * 100:7.2f} "
+              f"{b['test_few'] * 100:7.2f}")
+    failed = [r for r in t.to_pylist() if r["status"] != "completed"]
+    for r in failed:
+        print(f"  {r['trial_id']} {r['status']}: {r['error'][:200]}")
+    print(f"\nLook at them: python -m dashboard --results {os.path.dirname(os.path.abspath(study_dir))}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
