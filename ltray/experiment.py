@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib.util
+import math
 import os
 import sys
 import types
@@ -48,6 +49,8 @@ class SearchConfig:
     """Run each method once at its defaults before sampling (a baseline per method)."""
     seed: int = 0
     """Seed of the Optuna sampler."""
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Override a knob's search range: {"logit_adjusted.tau": (0.5, 2.0)} (--set search.ranges.logit_adjusted.tau=0.5,2)."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,11 @@ def _set(obj, path: list[str], value: str, where: str):
     if head not in names:
         raise LtrayError(f"--set {where}: {type(obj).__name__} has no field {head!r}; it has {', '.join(sorted(names))}")
     tp = _hints(type(obj))[head]
+    if typing.get_origin(tp) is dict:
+        key_tp, val_tp = typing.get_args(tp)
+        if len(path) < 2:
+            raise LtrayError(f"--set {where}: name the entry, e.g. --set {where}.logit_adjusted.tau=0.5,2")
+        return replace(obj, **{head: {**getattr(obj, head), ".".join(path[1:]): _coerce(value, val_tp, where)}})
     if len(path) == 1:
         if dataclasses.is_dataclass(tp):
             raise LtrayError(f"--set {where}: {head} is a group; set one of its fields, e.g. {where}.{fields(tp)[0].name}=...")
@@ -188,6 +196,12 @@ def _check_types(obj, where: str = "") -> None:
             if not isinstance(v, tp):
                 raise LtrayError(f"{name} must be a {tp.__name__}, got {type(v).__name__}")
             _check_types(v, name + ".")
+        elif typing.get_origin(tp) is dict:
+            if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
+                raise LtrayError(f"{name} must be a dict with string keys, got {v!r}")
+            for k, pair in v.items():
+                if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(_is(x, float) for x in pair):
+                    raise LtrayError(f"{name}[{k!r}] must be a (low, high) pair of numbers, got {pair!r}")
         elif typing.get_origin(tp) is tuple:
             inner = typing.get_args(tp)[0]
             if not isinstance(v, (tuple, list)) or not all(_is(x, inner) for x in v):
@@ -204,11 +218,12 @@ def _is(v, tp) -> bool:
     return isinstance(v, tp)
 
 
-def validate(exp: Experiment, cluster: dict | None = None) -> None:
+def validate(exp: Experiment, cluster: dict | None = None, local_data: bool = True) -> None:
     """Check everything that can be checked before Ray starts; raise one LtrayError.
 
     ``cluster`` ({"CPU": n, "GPU": m}) are the resources available; a trial that cannot fit is
-    refused. Missing data is found here too.
+    refused. Missing data is found here too, unless ``local_data`` is False (a job whose data
+    lives on the cluster).
     """
     _check_types(exp)
     if not exp.name or any(c in exp.name for c in "/\\") or exp.name.startswith("."):
@@ -247,6 +262,7 @@ def validate(exp: Experiment, cluster: dict | None = None) -> None:
     if s.search_defaults_first and s.num_samples < len(exp.methods):
         raise LtrayError(f"search.num_samples={s.num_samples} is fewer than the {len(exp.methods)} methods; "
                          "every method runs once at its defaults first")
+    _check_ranges(exp)
     r = exp.resources
     if r.num_workers < 1:
         raise LtrayError(f"resources.num_workers must be >= 1, got {r.num_workers}")
@@ -262,14 +278,14 @@ def validate(exp: Experiment, cluster: dict | None = None) -> None:
         raise LtrayError("gaussian-lt is 2-d points: use model.name=linear")
     if exp.data.name != "gaussian-lt" and exp.model.name == "linear":
         raise LtrayError(f"model linear is for gaussian-lt, not {exp.data.name}")
-    if exp.data.name in CIFAR and not exp.data.download:
+    if local_data and exp.data.name in CIFAR and not exp.data.download:
         folder = Path(exp.data.root).expanduser() / CIFAR[exp.data.name]["folder"]
         if not folder.is_dir():
             raise LtrayError(
                 f"{exp.data.name}: {folder} does not exist. Get the python version of CIFAR from "
                 f"https://www.cs.toronto.edu/~kriz/cifar.html into {exp.data.root}, set data.download=true, "
                 f"or run the same study on the embedded data: --set data.name=digits-lt model.name=cnn-small")
-    if exp.data.name == "list-file" and not Path(exp.data.root).expanduser().is_dir():
+    if local_data and exp.data.name == "list-file" and not Path(exp.data.root).expanduser().is_dir():
         raise LtrayError(f"list-file: data root {exp.data.root} does not exist")
     if cluster is not None:
         need_cpu = r.num_workers * r.cpus_per_worker
@@ -281,6 +297,48 @@ def validate(exp: Experiment, cluster: dict | None = None) -> None:
         if need_gpu > cluster.get("GPU", 0) + 1e-9:
             raise LtrayError(f"one trial needs {need_gpu:g} GPUs but the cluster has {cluster.get('GPU', 0):g}; "
                              "set resources.gpus_per_worker=0 to train on CPU")
+
+
+class _RangeProbe:
+    """A stand-in trial that records each knob's declared range (and log scale)."""
+
+    def __init__(self):
+        self.knobs: dict[str, tuple[float, float, bool]] = {}
+
+    def suggest_float(self, name, low, high, log=False, **kw):
+        self.knobs[name] = (low, high, log)
+        return low
+
+    suggest_int = suggest_float
+
+    def suggest_categorical(self, name, choices):
+        return choices[0]
+
+
+def declared_ranges(method: str) -> dict[str, tuple[float, float, bool]]:
+    """knob -> (low, high, log) of a method's search space."""
+    probe = _RangeProbe()
+    get_method(method).space(probe)
+    return probe.knobs
+
+
+def _check_ranges(exp: Experiment) -> None:
+    for key, (lo, hi) in exp.search.ranges.items():
+        method, _, knob = key.partition(".")
+        if method not in exp.methods:
+            raise LtrayError(f"search.ranges[{key!r}]: {method!r} is not among methods {exp.methods}")
+        declared = declared_ranges(method)
+        if knob not in declared:
+            raise LtrayError(f"search.ranges[{key!r}]: {method} searches no knob {knob!r}; "
+                             f"it searches {', '.join(declared) or 'nothing'}")
+        if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
+            raise LtrayError(f"search.ranges[{key!r}] = ({lo}, {hi}) is empty or inverted: need low < high")
+        if declared[knob][2] and lo <= 0:
+            raise LtrayError(f"search.ranges[{key!r}]: {knob} is searched on a log scale, so low must be > 0")
+        default = get_method(method).defaults[knob]
+        if exp.search.search_defaults_first and not lo <= default <= hi:
+            raise LtrayError(f"search.ranges[{key!r}] = ({lo}, {hi}) excludes the default {knob}={default}, which "
+                             "runs first; widen the range or set search.search_defaults_first=false")
 
 
 # ---------------------------------------------------------------- help text
@@ -314,6 +372,8 @@ def describe_fields(cls=Experiment, prefix: str = "", default=None) -> list[str]
             tname = getattr(tp, "__name__", str(tp)).replace("typing.", "")
             if typing.get_origin(tp) is tuple:
                 tname = f"tuple[{typing.get_args(tp)[0].__name__}]"
+            if typing.get_origin(tp) is dict:
+                tname = "dict"
             lines.append(f"  {prefix}{f.name} ({tname}, default {value!r}): {docs.get(f.name, '')}")
     return lines
 

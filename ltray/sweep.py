@@ -36,14 +36,18 @@ class _Prefixed:
     """Hands a method's define-by-run space an Optuna trial whose names carry the method, so
     knobs of different methods never share an Optuna parameter ("lade.lam" vs "equalization.lam")."""
 
-    def __init__(self, trial, method: str):
-        self._trial, self._prefix = trial, method + "."
+    def __init__(self, trial, method: str, ranges: dict | None = None):
+        self._trial, self._prefix, self._ranges = trial, method + ".", ranges or {}
 
-    def suggest_float(self, name, *args, **kwargs):
-        return self._trial.suggest_float(self._prefix + name, *args, **kwargs)
+    def _bounds(self, name, low, high):
+        return self._ranges.get(self._prefix + name, (low, high))
 
-    def suggest_int(self, name, *args, **kwargs):
-        return self._trial.suggest_int(self._prefix + name, *args, **kwargs)
+    def suggest_float(self, name, low, high, **kwargs):
+        return self._trial.suggest_float(self._prefix + name, *self._bounds(name, low, high), **kwargs)
+
+    def suggest_int(self, name, low, high, **kwargs):
+        lo, hi = self._bounds(name, low, high)
+        return self._trial.suggest_int(self._prefix + name, int(lo), int(hi), **kwargs)
 
     def suggest_categorical(self, name, *args, **kwargs):
         return self._trial.suggest_categorical(self._prefix + name, *args, **kwargs)
@@ -77,12 +81,12 @@ class Space:
     """Define-by-run: pick the method, then sample only that method's knobs. A class, not a
     closure, because Tune pickles the searcher (and so this) into its experiment checkpoint."""
 
-    def __init__(self, methods: tuple[str, ...]):
-        self.methods = list(methods)
+    def __init__(self, methods: tuple[str, ...], ranges: dict | None = None):
+        self.methods, self.ranges = list(methods), dict(ranges or {})
 
     def __call__(self, trial) -> None:
         method = trial.suggest_categorical("method", self.methods)
-        get_method(method).space(_Prefixed(trial, method))
+        get_method(method).space(_Prefixed(trial, method, self.ranges))
 
 
 def default_points(methods: tuple[str, ...]) -> list[dict]:
@@ -170,6 +174,10 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
 
     trial_id = tune.get_context().get_trial_id()
     method, hp = split_config(config)
+    done = _stored_result(study_dir, trial_id)
+    if done is not None:  # finished before an interruption: report its stored result, never retrain
+        tune.report(done)
+        return
     repeat = int(config.get("__trial_index__", 0))
     seed = exp.seed + repeat
     r = exp.resources
@@ -198,6 +206,15 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
         raise RuntimeError(f"trial {trial_id} failed: see its row in the trials table")
     if status != "completed":
         raise RuntimeError(f"trial {trial_id} ended without writing its results")
+
+
+def _stored_result(study_dir: str, trial_id: str) -> dict | None:
+    t = R.load_study(study_dir, ("trials",))["trials"]
+    rows = [r for r in t.to_pylist() if r["trial_id"] == trial_id and r["status"] == "completed"]
+    if not rows:
+        return None
+    r = rows[0]
+    return {k: r[k] for k in ("val_bal_acc", "val_many", "val_medium", "val_few")} | {"trial_epoch": r["epochs_run"]}
 
 
 def _failed(exp, trial_id, method, hp, seed, repeat, error, wall_s):
@@ -259,7 +276,7 @@ def _searcher(exp: Experiment, study_dir: str):
                "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=s.seed)}[kind]()
     storage = optuna.storages.RDBStorage(f"sqlite:///{os.path.join(study_dir, 'optuna.db')}")
     searcher = OptunaSearch(
-        space=Space(exp.methods), metric=list(s.objectives) if two else s.objectives[0],
+        space=Space(exp.methods, exp.search.ranges), metric=list(s.objectives) if two else s.objectives[0],
         mode=["max", "max"] if two else "max", sampler=sampler, storage=storage, study_name=exp.name,
         points_to_evaluate=default_points(exp.methods) if s.search_defaults_first else None)
     return Repeater(searcher, repeat=exp.repeats) if exp.repeats > 1 else searcher

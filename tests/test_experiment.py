@@ -1,0 +1,118 @@
+"""Experiment files, --set overrides and validation: every bad input gets the project's message,
+before Ray starts, and nothing is written."""
+
+import os
+import textwrap
+
+import pytest
+
+from conftest import run_cli
+from ltray.errors import LtrayError
+from ltray.experiment import Experiment, apply_overrides, describe_fields, load_experiment, validate
+from ltray.sweep import Space, default_points, prepare, split_config
+
+QUICK = "experiments/quickstart.py"
+
+
+def _prep(tmp_path, *sets, exp=QUICK, extra=()):
+    return prepare([exp, "--results", str(tmp_path / "results"), *(["--set", *sets] if sets else []), *extra])
+
+
+def test_quickstart_loads_and_validates(tmp_path):
+    exp, _, study_dir = _prep(tmp_path)
+    assert exp.name == "quickstart" and "ldam_drw" in exp.methods and exp.data.name == "digits-lt"
+    assert study_dir.endswith(os.path.join("results", "quickstart"))
+
+
+def test_overrides_by_dotted_path(tmp_path):
+    exp, _, _ = _prep(tmp_path, "train.epochs=3", "methods=ce,lade", "data.rho=50", "search.asha=true",
+                      "train.milestones=0.5,0.75", "search.ranges.lade.alpha=0.05,0.5")
+    assert exp.train.epochs == 3 and exp.methods == ("ce", "lade") and exp.data.rho == 50.0
+    assert exp.search.asha is True and exp.train.milestones == (0.5, 0.75)
+    assert exp.search.ranges == {"lade.alpha": (0.05, 0.5)}
+
+
+@pytest.mark.parametrize("sets,message", [
+    (["methods=ce,focal"], "unknown method 'focal'"),
+    (["methods="], "methods is empty"),
+    (["train.epochs=abc"], "expected a int"),
+    (["train.epochs=2.5"], "expected a int"),
+    (["train.epochz=3"], "has no field 'epochz'"),
+    (["search.asha=maybe"], "expected true/false"),
+    (["train=3"], "is a group"),
+    (["data.rho=0.5"], "rho must be >= 1"),
+    (["model.name=vit"], "unknown model"),
+    (["data.name=cifar100-lt", "data.root=/nonexistent", "model.name=resnet32"], "cs.toronto.edu"),
+    (["resources.num_workers=64"], "one trial needs 64 CPUs"),
+    (["resources.gpus_per_worker=1"], "GPUs but the cluster has 0"),
+    (["search.ranges.lade.alpha=0.5,0.1", "methods=lade"], "empty or inverted"),
+    (["search.ranges.lade.alpha=0.2,0.2", "methods=lade"], "empty or inverted"),
+    (["search.ranges.lade.alpha=0,0.2", "methods=lade", "search.search_defaults_first=false"], "log scale"),
+    (["search.ranges.lade.alpha=0.2,0.5", "methods=lade"], "excludes the default"),
+    (["search.ranges.ce.tau=0.2,0.5", "methods=ce"], "searches no knob"),
+    (["search.ranges.equalization.lam=0.001,0.01"], "not among methods"),
+    (["search.objectives=test_bal_acc"], "never tuned on"),
+    (["search.objectives=val_bal_acc,val_few,val_many"], "one or two"),
+    (["search.num_samples=2"], "fewer than the 5 methods"),
+    (["search.objectives=val_bal_acc,val_few", "search.sampler=tpe"], "nsga2"),
+    (["train.milestones=0.5,1.5"], "fractions"),
+    (["repeats=0"], "repeats"),
+    (["name=../escape"], "plain folder name"),
+    (["broken"], "key=value"),
+])
+def test_bad_experiments_are_refused_before_anything_is_written(tmp_path, sets, message):
+    with pytest.raises(LtrayError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _prep(tmp_path, *sets)
+    assert not (tmp_path / "results").exists()
+
+
+def test_bad_experiment_files(tmp_path):
+    (tmp_path / "none.py").write_text("X = 1\n")
+    (tmp_path / "crash.py").write_text("raise RuntimeError('boom')\n")
+    (tmp_path / "types.py").write_text(textwrap.dedent("""
+        from ltray.experiment import Experiment
+        from ltray.train import Recipe
+        EXPERIMENT = Experiment(train=Recipe(epochs="3"))
+    """))
+    with pytest.raises(LtrayError, match="must define EXPERIMENT"):
+        load_experiment(tmp_path / "none.py")
+    with pytest.raises(LtrayError, match="failed to run: RuntimeError: boom"):
+        load_experiment(tmp_path / "crash.py")
+    with pytest.raises(LtrayError, match="train.epochs must be a int"):
+        validate(load_experiment(tmp_path / "types.py"))
+    with pytest.raises(LtrayError, match="does not exist"):
+        load_experiment(tmp_path / "missing.py")
+
+
+def test_cli_prints_one_clear_error_and_writes_nothing(tmp_path):
+    r = run_cli(["-m", "ltray.sweep", QUICK, "--results", str(tmp_path / "r"), "--set", "methods=ce,focal"])
+    assert r.returncode == 2 and "error: unknown method 'focal'" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_help_lists_every_field_with_its_docstring():
+    r = run_cli(["-m", "ltray.sweep", "--help"])
+    assert r.returncode == 0
+    for line in describe_fields():
+        name = line.split("(")[0].strip()
+        assert name in r.stdout
+    assert "train.epochs (int, default 200): Training epochs." in r.stdout
+
+
+def test_space_is_conditional_and_defaults_run_first():
+    import optuna
+
+    points = default_points(("ce", "lade", "ldam_drw"))
+    assert points[0] == {"method": "ce"}
+    assert points[1] == {"method": "lade", "lade.alpha": 0.1, "lade.lam": 0.01}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        t = study.ask()
+        Space(("ce", "lade", "equalization"))(t)
+        method, hp = split_config(t.params)
+        assert all(k.startswith(method + ".") or k == "method" for k in t.params)
+        assert set(hp) <= set(__import__("ltray.methods", fromlist=["x"]).get_method(method).defaults)
+        study.tell(t, 0.5)
+    # same knob name in two methods never collides
+    names = {k for tr in study.trials for k in tr.params}
+    assert {"lade.lam", "equalization.lam"} <= names

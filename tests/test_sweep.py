@@ -1,0 +1,129 @@
+"""Real sweeps on a real Ray head node (one per pytest run): tables, resume, job submission."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT, run_cli
+from ltray import results as R
+from ltray.core.metrics import per_class_accuracy
+from ltray.core.posthoc import pc_adjust, tau_curve
+from ltray.core.longtail import shifted_test_indices
+from ltray.data import DataConfig, load_data
+
+pytestmark = pytest.mark.ray
+TINY = ["train.epochs=2", "train.warmup_epochs=1", "search.num_samples=2", "methods=ce,balanced_softmax"]
+
+
+def _sweep(ray_head, results, *sets, extra=()):
+    return run_cli(["-m", "ltray.sweep", "experiments/quickstart.py", "--address", ray_head["address"],
+                    "--results", str(results), *extra, "--set", *TINY, *sets], env=ray_head["env"])
+
+
+def test_tiny_study_writes_every_table_and_values_match_the_logits(ray_head, tmp_path):
+    r = _sweep(ray_head, tmp_path, "resources.num_workers=2", "resources.cpus_per_worker=0.5", extra=["--name", "tiny"])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "epoch 2: val_bal_acc" in r.stdout and "python -m dashboard --results" in r.stdout
+    study = tmp_path / "tiny"
+    for f in ("experiment.py", "experiment.json", "requirements.txt", "optuna.db"):
+        assert (study / f).is_file(), f
+    assert "torch==" in (study / "requirements.txt").read_text()
+    tabs = R.load_study(str(study))
+    for name, schema in R.SCHEMAS.items():
+        assert tabs[name].schema == schema
+        assert tabs[name].num_rows > 0, name
+        for f in (study / name).glob("*.parquet"):  # on disk too, float64 metrics
+            assert pq.read_schema(f).equals(schema, check_metadata=False)
+    trials = tabs["trials"].to_pylist()
+    assert sorted(t["method"] for t in trials) == ["balanced_softmax", "ce"]
+    data = load_data(DataConfig(name="digits-lt", rho=100))
+    counts = data.train_counts
+    logits = tabs["logits"].to_pylist()
+    for t in trials:
+        assert t["status"] == "completed" and t["num_workers"] == 2 and t["epochs_run"] == 2
+        assert t["seed"] == 0 and t["subset_hash"] == data.subset_hash
+        rows = {s: [x for x in logits if x["trial_id"] == t["trial_id"] and x["split"] == s] for s in ("val", "test")}
+        f = {s: np.array([x["logits"] for x in rows[s]]) for s in rows}
+        y = {s: np.array([x["label"] for x in rows[s]]) for s in rows}
+        assert np.array_equal(y["test"], data.test.y.numpy())
+        for s in ("val", "test"):
+            pc = per_class_accuracy(f[s], y[s], 10)
+            assert t[f"{s}_bal_acc"] == pytest.approx(np.nanmean(pc))
+        curve = tau_curve(f["val"], y["val"], counts / counts.sum(), 3.0)
+        assert t["tau_star"] == pytest.approx(curve.tau_star)
+        adj = f["test"] - t["tau_star"] * np.log(counts / counts.sum())
+        assert t["test_bal_acc_posthoc"] == pytest.approx(np.nanmean(per_class_accuracy(adj, y["test"], 10)))
+        # one shifted set, PC with the true prior, recomputed
+        idx = shifted_test_indices(y["test"], counts, 50, "forward")
+        true = np.bincount(y["test"][idx], minlength=10) / idx.size
+        src = np.full(10, 0.1) if t["method"] == "balanced_softmax" else counts / counts.sum()
+        pred = pc_adjust(f["test"][idx], src, np.clip(true, 1e-12, None)).numpy().argmax(1)
+        shift = [s for s in tabs["shifts"].to_pylist() if s["trial_id"] == t["trial_id"]
+                 and s["shift"] == "forward50" and s["adjustment"] == "pc_true"]
+        assert shift[0]["accuracy"] == pytest.approx(float((pred == y["test"][idx]).mean()), abs=1e-6)
+        assert len([e for e in tabs["epochs"].to_pylist() if e["trial_id"] == t["trial_id"]]) == 2
+    assert tabs["shifts"].num_rows == 2 * 11 * 4
+    con = sqlite3.connect(study / "optuna.db")
+    states = [s for (s,) in con.execute("select state from trials")]
+    assert states == ["COMPLETE", "COMPLETE"]
+    # a second run under the same name refuses, and changes nothing
+    again = _sweep(ray_head, tmp_path, "resources.num_workers=2", "resources.cpus_per_worker=0.5", extra=["--name", "tiny"])
+    assert again.returncode == 2 and "--resume" in again.stderr
+    assert len(R.load_study(str(study))["trials"]) == 2
+
+
+def test_resume_after_the_driver_is_killed_does_not_retrain_finished_trials(ray_head, tmp_path):
+    args = [sys.executable, "-m", "ltray.sweep", "experiments/quickstart.py", "--address", ray_head["address"],
+            "--results", str(tmp_path), "--name", "resume", "--set", *TINY, "search.num_samples=3",
+            "methods=ce,balanced_softmax,logit_adjusted", "resources.max_concurrent_trials=1", "train.epochs=3"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=ray_head["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    trials_dir = tmp_path / "resume" / "trials"
+    deadline = time.time() + 400
+    while not (trials_dir.is_dir() and any(trials_dir.glob("*.parquet"))):
+        assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+        assert time.time() < deadline, "no trial finished in time"
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep driver dies mid-study
+    proc.wait()
+    first = next(trials_dir.glob("*.parquet"))
+    first_id = first.stem
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("resume/*/*.parquet") if p.stem == first_id}
+    assert len(R.load_study(str(tmp_path / "resume"))["trials"]) == 1
+    r = subprocess.run(args + ["--resume"], cwd=ROOT, env=ray_head["env"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    trials = R.load_study(str(tmp_path / "resume"))["trials"].to_pylist()
+    assert len(trials) == 3 and all(t["status"] == "completed" for t in trials)
+    assert sorted(t["method"] for t in trials) == ["balanced_softmax", "ce", "logit_adjusted"]
+    after = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("resume/*/*.parquet") if p.stem == first_id}
+    assert after == before  # the finished trial was not trained (or written) again
+    con = sqlite3.connect(tmp_path / "resume" / "optuna.db")
+    complete = con.execute("select count(*) from trials where state='COMPLETE'").fetchone()[0]
+    assert complete == 3
+
+
+def test_submit_as_a_ray_job_to_a_real_head(ray_head, tmp_path):
+    r = run_cli(["-m", "ltray.submit", "--address", ray_head["dashboard"], "experiments/quickstart.py",
+                 "--results", str(tmp_path), "--name", "job", "--set", *TINY, "search.num_samples=2"],
+                env=ray_head["env"], timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-3000:]
+    assert "submitted job" in r.stdout and "SUCCEEDED" in r.stdout
+    trials = R.load_study(str(tmp_path / "job"))["trials"]
+    assert trials.num_rows == 2 and set(trials.column("status").to_pylist()) == {"completed"}
+
+
+def test_submit_refuses_bad_input_before_submitting(tmp_path):
+    r = run_cli(["-m", "ltray.submit", "--address", "http://127.0.0.1:9", "experiments/quickstart.py",
+                 "--set", "methods=ce,focal"])
+    assert r.returncode == 2 and "unknown method 'focal'" in r.stderr
+    outside = tmp_path / "x.py"
+    outside.write_text((ROOT / "experiments" / "quickstart.py").read_text())
+    r = run_cli(["-m", "ltray.submit", "--address", "http://127.0.0.1:9", str(outside)])
+    assert r.returncode == 2 and "outside the project" in r.stderr
