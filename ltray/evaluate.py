@@ -151,6 +151,19 @@ def failed_trial_row(*, study: str, trial_id: str, method: str, hp: dict, seed: 
     return {k: (v if isinstance(v, list) else [v]) for k, v in row.items()}
 
 
+def virtual_rows(study: str, trial_id: str, stage: str, teacher_logits: np.ndarray, counts: np.ndarray,
+                 tau: float, power: float) -> dict:
+    """The teacher's virtual example distribution on the training images: raw, tempered by tau,
+    and tempered + power-normalised (what the DiVE student distils)."""
+    from ltray.core.metrics import virtual_example_distribution as ved
+
+    C = counts.size
+    return _with_key({"stage": [stage] * C, "class_id": list(range(C)), "train_count": np.asarray(counts).tolist(),
+                      "raw": ved(teacher_logits).tolist(), "tempered": ved(teacher_logits, tau).tolist(),
+                      "power_normalised": ved(teacher_logits, tau, power).tolist()},
+                     {"study": study, "trial_id": trial_id})
+
+
 def _with_key(cols: dict, key: dict) -> dict:
     n = len(next(iter(cols.values()))) if cols else 0
     return {**{k: [v] * n for k, v in key.items()}, **cols}

@@ -46,6 +46,14 @@ SCHEMAS: dict[str, pa.Schema] = {
     "tau_curve": pa.schema([
         ("study", STR), ("trial_id", STR), ("split", STR), ("tau_lo", F64), ("tau_hi", F64), ("bal_acc", F64),
     ]),
+    "stages": pa.schema([
+        ("study", STR), ("key", STR), ("kind", STR), ("method", STR), ("trained_by", STR), ("seed", I64),
+        ("subset_hash", STR), ("wall_s", F64), ("val_bal_acc", F64), ("test_bal_acc", F64), ("finished_at", STR),
+    ]),
+    "virtual": pa.schema([
+        ("study", STR), ("trial_id", STR), ("stage", STR), ("class_id", I64), ("train_count", I64), ("raw", F64),
+        ("tempered", F64), ("power_normalised", F64),
+    ]),
     "logits": pa.schema([
         ("study", STR), ("trial_id", STR), ("split", STR), ("index", I64), ("label", I64),
         ("logits", pa.list_(pa.float32())),

@@ -135,6 +135,11 @@ def train_worker(cfg: dict) -> None:
         ck = ray.train.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
         ray.train.report({**metrics, "trial_epoch": metrics["epoch"] + 1}, checkpoint=ck)
 
+    teacher, stage = None, ""
+    if method.teacher:
+        from ltray.stages import get_teacher
+
+        teacher, stage = get_teacher(study_dir, exp, data, method.teacher, cfg["seed"], device, trial_id)
     resume = None
     ck = ray.train.get_checkpoint()
     t0 = time.time()
@@ -146,7 +151,7 @@ def train_worker(cfg: dict) -> None:
                 resume = tempfile.mkdtemp(prefix="ltray-resume-")
                 shutil.copytree(d, resume, dirs_exist_ok=True)
         res = fit(data, method, cfg["hp"], exp.model.name, exp.train, seed=cfg["seed"], device=device,
-                  report=report, resume_from=resume)
+                  report=report, resume_from=resume, teacher=teacher)
     except TrainingDiverged as e:
         if rank == 0:
             row = failed_trial_row(method=method.name, hp=cfg["hp"], status="failed", error=f"TrainingDiverged: {e}",
@@ -160,6 +165,13 @@ def train_worker(cfg: dict) -> None:
         tabs = trial_tables(method=method, hp=cfg["hp"], val_logits=res.val_logits, val_y=res.val_labels,
                             test_logits=res.test_logits, test_y=res.test_labels, train_counts=res.train_counts,
                             history=res.history, best_epoch=res.best_epoch, wall_s=time.time() - t0, **common)
+        if teacher is not None:
+            from ltray.evaluate import virtual_rows
+            from ltray.train import predict
+
+            t_logits = predict(teacher, data, "train", torch.device(device))
+            R.write_table(study_dir, "virtual", trial_id, R.table("virtual", virtual_rows(
+                study, trial_id, stage, t_logits, res.train_counts, cfg["hp"]["tau"], cfg["hp"]["power"])))
         # trials last: its presence marks the trial as finished
         for name in ("epochs", "per_class", "shifts", "tau_curve", "logits", "trials"):
             R.write_table(study_dir, name, trial_id, R.table(name, tabs[name]))
@@ -429,7 +441,7 @@ def print_summary(study_dir: str) -> None:
     failed = [r for r in t.to_pylist() if r["status"] != "completed"]
     for r in failed:
         print(f"  {r['trial_id']} {r['status']}: {r['error'][:200]}")
-    print(f"\nLook at them: python -m dashboard --results {os.path.dirname(os.path.abspath(study_dir))}")
+    print(f"\nLoad the tables: python -c \"from ltray.results import load_study; print(load_study('{study_dir}'))\"")
 
 
 if __name__ == "__main__":

@@ -162,18 +162,22 @@ def fit(
     report: Report | None = None,
     resume_from: str | None = None,
     log: Callable[[str], None] | None = None,
+    teacher: torch.nn.Module | None = None,
+    distributed: bool = True,
 ) -> FitResult:
     """Train ``model`` on ``data`` with ``method``'s loss; select the best epoch on validation.
 
     Every epoch computes validation metrics and calls ``report(metrics, checkpoint_dir)``; rank 0
     passes a folder holding ``state.pt`` (resumable with ``resume_from``), other DDP ranks None.
     Inside torch.distributed, the model is wrapped in DDP and each rank trains on its shard of
-    every global batch. Test logits are computed once, after training, with the best weights.
+    every global batch (``distributed=False`` trains alone, e.g. a shared teacher stage).
+    ``teacher`` is the trained model a distillation method (DiVE) needs. Test logits are
+    computed once, after training, with the best weights.
     """
     m = get_method(method) if isinstance(method, str) else method
     hp = m.hp(hp)
     recipe.validate()
-    rank, world = _rank_world()
+    rank, world = _rank_world() if distributed else (0, 1)
     device = torch.device(device)
     torch.manual_seed(seed)
     counts_np = data.train_counts
@@ -183,7 +187,9 @@ def fit(
     in_ch = data.train.x.shape[1] if data.in_memory and data.train.x.ndim == 4 else 3
     in_dim = int(np.prod(data.train.x.shape[1:])) if data.in_memory else 0
     net = build_model(model, data.num_classes, in_ch, m.head, in_dim).to(device)
-    loss_fn = m.make_loss(counts, recipe.epochs, hp)
+    if m.teacher and teacher is None:
+        raise LtrayError(f"method {m.name} needs a trained {m.teacher} teacher (ltray.stages.get_teacher)")
+    loss_fn = m.make_loss(counts, recipe.epochs, hp, teacher.to(device) if teacher is not None else None)
     scale = m.logit_scale(hp)
     opt = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay)

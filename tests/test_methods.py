@@ -20,7 +20,8 @@ def test_method_trains_a_step_with_finite_loss_and_gradients(name):
     net = build_model("cnn-small", 5, in_channels=1, head=m.head)
     x = torch.randn(12, 1, 8, 8)
     y = torch.tensor([0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 4, 0])
-    loss_fn = m.make_loss(COUNTS, 10, hp)
+    teacher = build_model("cnn-small", 5, in_channels=1, head=get_method(m.teacher).head) if m.teacher else None
+    loss_fn = m.make_loss(COUNTS, 10, hp, teacher)
     for epoch in (0, 9):  # before and after any deferred switch (DRW)
         net.zero_grad()
         loss = loss_fn(net(x), y, epoch, x)

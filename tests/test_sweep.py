@@ -30,7 +30,7 @@ def _sweep(ray_head, results, *sets, extra=()):
 def test_tiny_study_writes_every_table_and_values_match_the_logits(ray_head, tmp_path):
     r = _sweep(ray_head, tmp_path, "resources.num_workers=2", "resources.cpus_per_worker=0.5", extra=["--name", "tiny"])
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "epoch 2: val_bal_acc" in r.stdout and "python -m dashboard --results" in r.stdout
+    assert "epoch 2: val_bal_acc" in r.stdout and "load_study(" in r.stdout
     study = tmp_path / "tiny"
     for f in ("experiment.py", "experiment.json", "requirements.txt", "optuna.db"):
         assert (study / f).is_file(), f

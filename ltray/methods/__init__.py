@@ -24,8 +24,8 @@ class Method:
     """Registry name, e.g. "balanced_softmax"."""
     summary: str
     """One line for --help and the README."""
-    make_loss: Callable[[torch.Tensor, int, dict], LossFn]
-    """(train counts (C,), total epochs, hyperparameters) -> loss function."""
+    make_loss: Callable[..., LossFn]
+    """(train counts (C,), total epochs, hyperparameters, teacher module or None) -> loss function."""
     defaults: dict = field(default_factory=dict)
     """Hyperparameters and their default values."""
     space: Callable[[Any], dict] = lambda trial: {}
@@ -37,6 +37,8 @@ class Method:
     post-hoc rules then add only the target prior instead of dividing the train prior out again."""
     logit_scale: Callable[[dict], float] = lambda hp: 1.0
     """Multiplier turning model outputs into logits for evaluation (LDAM's cosine scale s)."""
+    teacher: str = ""
+    """Method of a teacher trained once per study and shared by every trial (DiVE: balanced_softmax)."""
 
     def hp(self, overrides: dict | None = None) -> dict:
         """Defaults updated with ``overrides``; unknown keys are an error."""
@@ -74,4 +76,4 @@ def prior_of(counts: torch.Tensor) -> torch.Tensor:
 
 
 # Importing the method files registers them.
-from ltray.methods import balanced_softmax, ce, equalization, lade, ldam_drw, logit_adjusted  # noqa: E402,F401
+from ltray.methods import balanced_softmax, ce, dive, equalization, lade, ldam_drw, logit_adjusted  # noqa: E402,F401

@@ -6,5 +6,5 @@ from ltray.methods import Method, register
 METHOD = register(Method(
     name="ce",
     summary="softmax cross-entropy (ERM baseline)",
-    make_loss=lambda counts, epochs, hp: lambda out, y, epoch, x: cross_entropy(out, y),
+    make_loss=lambda counts, epochs, hp, teacher=None: lambda out, y, epoch, x: cross_entropy(out, y),
 ))

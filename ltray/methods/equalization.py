@@ -5,7 +5,7 @@ from ltray.core.losses import equalization_loss
 from ltray.methods import Method, prior_of, register
 
 
-def _loss(counts, epochs, hp):
+def _loss(counts, epochs, hp, teacher=None):
     prior = prior_of(counts)
     return lambda out, y, epoch, x: equalization_loss(out, y, prior, hp["lam"])
 

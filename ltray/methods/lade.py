@@ -4,7 +4,7 @@ from ltray.core.losses import lade_loss
 from ltray.methods import Method, prior_of, register
 
 
-def _loss(counts, epochs, hp):
+def _loss(counts, epochs, hp, teacher=None):
     prior = prior_of(counts)
     return lambda out, y, epoch, x: lade_loss(out, y, prior, hp["alpha"], hp["lam"])
 

@@ -5,7 +5,7 @@ from ltray.core.losses import drw_weights, ldam_loss
 from ltray.methods import Method, register
 
 
-def _loss(counts, epochs, hp):
+def _loss(counts, epochs, hp, teacher=None):
     drw_epoch = int(round(hp["drw_frac"] * epochs))
     weight = drw_weights(counts, hp["beta"]).float()
     return lambda out, y, epoch, x: ldam_loss(out, y, counts, hp["max_m"], hp["s"],

@@ -4,7 +4,7 @@ from ltray.core.losses import logit_adjusted_loss
 from ltray.methods import Method, prior_of, register
 
 
-def _loss(counts, epochs, hp):
+def _loss(counts, epochs, hp, teacher=None):
     prior = prior_of(counts)
     return lambda out, y, epoch, x: logit_adjusted_loss(out, y, prior, hp["tau"])
 

@@ -1,0 +1,48 @@
+"""A shared stage (DiVE's teacher) is trained once per study, even when trials race for it."""
+
+import multiprocessing as mp
+
+import torch
+
+from ltray import results as R
+from ltray.data import load_data
+from ltray.experiment import Experiment
+from ltray.stages import get_teacher, stage_key
+from ltray.train import Recipe, fit
+
+EXP = Experiment(name="s", train=Recipe(epochs=2, warmup_epochs=1))
+
+
+def _worker(study_dir, trial_id, q):
+    data = load_data(EXP.data)
+    net, key = get_teacher(study_dir, EXP, data, "balanced_softmax", 0, "cpu", trial_id)
+    q.put((key, sum(float(p.sum()) for p in net.parameters())))
+
+
+def test_teacher_is_trained_once_for_racing_trials(tmp_path):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(str(tmp_path), f"trial{i}", q)) for i in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    got = [q.get() for _ in procs]
+    assert len({k for k, _ in got}) == 1 and len({round(s, 4) for _, s in got}) == 1  # same weights
+    stages = R.load_study(str(tmp_path), ("stages",))["stages"].to_pylist()
+    assert len(stages) == 1 and stages[0]["trained_by"] in {"trial0", "trial1", "trial2"}
+
+
+def test_stage_key_depends_on_content():
+    a = stage_key("teacher", "balanced_softmax", EXP, 0)
+    assert a == stage_key("teacher", "balanced_softmax", EXP, 0)
+    assert a != stage_key("teacher", "balanced_softmax", EXP, 1)
+    assert a != stage_key("teacher", "balanced_softmax", Experiment(name="s", train=Recipe(epochs=3)), 0)
+
+
+def test_dive_student_trains_from_the_teacher(tmp_path):
+    data = load_data(EXP.data)
+    teacher, _ = get_teacher(str(tmp_path), EXP, data, "balanced_softmax", 0, "cpu", "t")
+    res = fit(data, "dive", {"tau": 3.0, "power": 0.5, "a": 0.5}, recipe=EXP.train, teacher=teacher)
+    assert res.test_logits.shape == (400, 10) and all(torch.isfinite(torch.tensor(h["train_loss"])) for h in res.history)
