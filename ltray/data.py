@@ -49,6 +49,8 @@ class DataConfig:
     """list-file: the test list."""
     image_size: int = 224
     """list-file: side of the square crop fed to the model, in pixels."""
+    counts: tuple[int, ...] = ()
+    """Explicit training images per class, overriding rho's profile (seed 003's toy studies)."""
 
 
 @dataclass
@@ -110,7 +112,9 @@ def _progress(it, total: int, desc: str):
 
 def _lt_train_val(labels: np.ndarray, n_max: int, C: int, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     """Long-tailed train indices, then a balanced validation set from the images left out."""
-    counts = lt_counts(n_max, C, cfg.rho)
+    counts = list(cfg.counts) if cfg.counts else lt_counts(n_max, C, cfg.rho)
+    if len(counts) != C or min(counts) < 1:
+        raise LtrayError(f"data.counts needs {C} positive counts, one per class; got {len(counts)}: {counts}")
     train = lt_indices(labels, counts, cfg.subset_seed)
     left = np.setdiff1d(np.arange(labels.size), train)
     _, val_pos = split_validation(labels[left], cfg.val_per_class, cfg.subset_seed + 1)
@@ -131,7 +135,7 @@ def _digits(cfg: DataConfig) -> DataBundle:
     val_per_class = min(cfg.val_per_class, 15)
     pool, test = split_validation(y, DIGITS_TEST_PER_CLASS, cfg.subset_seed + 100)
     tr, va = _lt_train_val(y[pool], DIGITS_N_MAX, 10, DataConfig(rho=cfg.rho, val_per_class=val_per_class,
-                                                                    subset_seed=cfg.subset_seed))
+                                                                    subset_seed=cfg.subset_seed, counts=cfg.counts))
     train, val = pool[tr], pool[va]
     t = torch.from_numpy
     return DataBundle(

@@ -13,10 +13,10 @@ import torch
 
 from ltray.core.longtail import shift_names, shifted_test_indices
 from ltray.core.metrics import per_class_accuracy, shot_accuracy
-from ltray.core.posthoc import estimate_prior_em, logit_adjust, pc_adjust, tau_curve
+from ltray.core.posthoc import estimate_prior_bbse, estimate_prior_em, logit_adjust, pc_adjust, tau_curve
 from ltray.methods import Method
 
-SHIFT_ADJUSTMENTS = ("none", "posthoc_tau", "pc_true", "pc_em")
+SHIFT_ADJUSTMENTS = ("none", "posthoc_tau", "pc_true", "pc_em", "pc_bbse")
 TRIAL_METRICS = ("val_bal_acc", "val_many", "val_medium", "val_few", "test_bal_acc", "test_many", "test_medium", "test_few")
 
 
@@ -44,7 +44,8 @@ def _shots(logits, y, counts):
 def trial_tables(*, study: str, trial_id: str, method: Method, hp: dict, seed: int, repeat: int, exp,
                  subset_hash: str, val_logits: np.ndarray, val_y: np.ndarray, test_logits: np.ndarray,
                  test_y: np.ndarray, train_counts: np.ndarray, history: list[dict], best_epoch: int,
-                 wall_s: float, status: str = "completed", error: str = "") -> dict[str, dict]:
+                 wall_s: float, status: str = "completed", error: str = "", taunorm: dict | None = None,
+                 stage: str = "") -> dict[str, dict]:
     """Columns of every table for one trial that produced logits (completed or stopped early)."""
     counts = np.asarray(train_counts)
     C = counts.size
@@ -79,11 +80,15 @@ def trial_tables(*, study: str, trial_id: str, method: Method, hp: dict, seed: i
         y = test_y[idx]
         true = np.bincount(y, minlength=C) / max(y.size, 1)
         em = estimate_prior_em(probs[idx], src)
+        # BBSE: confusion on the (balanced) validation set, predictions on the shifted set
+        bbse = estimate_prior_bbse(val_logits.argmax(1), val_y, test_logits[idx].argmax(1), C)
         options = {
             "none": (test_logits[idx], np.nan),
             "posthoc_tau": (adj["test"][idx], np.nan),
             "pc_true": (pc_adjust(test_t[idx], src, np.clip(true, 1e-12, None)).numpy(), 0.0),
             "pc_em": (pc_adjust(test_t[idx], src, np.clip(em, 1e-12, None)).numpy(), float(np.abs(em - true).sum())),
+            "pc_bbse": (pc_adjust(test_t[idx], src, np.clip(bbse, 1e-12, None)).numpy(),
+                        float(np.abs(bbse - true).sum())),
         }
         for a in SHIFT_ADJUSTMENTS:
             logits, l1 = options[a]
@@ -111,8 +116,10 @@ def trial_tables(*, study: str, trial_id: str, method: Method, hp: dict, seed: i
         "epochs_run": len(history), "val_bal_acc": vb, "val_many": vs["many"], "val_medium": vs["medium"],
         "val_few": vs["few"], "test_bal_acc": tb, "test_many": ts["many"], "test_medium": ts["medium"],
         "test_few": ts["few"], "tau_star": tau, "val_bal_acc_posthoc": vba, "test_bal_acc_posthoc": tba,
+        "test_bal_acc_posthoc1": float(np.nanmean(per_class_accuracy(logit_adjust(test_t, prior, 1.0).numpy(), test_y, C))),
         "test_many_posthoc": tsa["many"], "test_medium_posthoc": tsa["medium"], "test_few_posthoc": tsa["few"],
-        "wall_s": wall_s, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions(),
+        **_taunorm_cols(taunorm), "stage": stage, "wall_s": wall_s,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions(),
     }
     trial = {k: (v if isinstance(v, list) else [v]) for k, v in trial.items()}
     logits_rows = {k: [] for k in ("split", "index", "label", "logits")}
@@ -131,6 +138,13 @@ def trial_tables(*, study: str, trial_id: str, method: Method, hp: dict, seed: i
     }
 
 
+def _taunorm_cols(t: dict | None) -> dict:
+    t = t or {}
+    nan = float("nan")
+    return {"taunorm_tau_star": t.get("tau_star", nan), "val_bal_acc_taunorm": t.get("val_bal_acc", nan),
+            "test_bal_acc_taunorm": t.get("test_bal_acc", nan), "test_bal_acc_taunorm1": t.get("test_bal_acc_tau1", nan)}
+
+
 def epoch_rows(study: str, trial_id: str, history: list[dict]) -> dict:
     cols = ("epoch", "lr", "train_loss", "val_bal_acc", "val_many", "val_medium", "val_few", "images_per_s", "epoch_s")
     rows = {c: [h[c] for h in history] for c in cols}
@@ -145,7 +159,9 @@ def failed_trial_row(*, study: str, trial_id: str, method: str, hp: dict, seed: 
            "dataset": exp.data.name, "rho": exp.data.rho, "subset_hash": subset_hash, "model": exp.model.name,
            "num_workers": exp.resources.num_workers, "status": status, "error": error[:2000], "best_epoch": -1,
            "epochs_run": epochs_run, "tau_star": nan, "val_bal_acc_posthoc": nan, "test_bal_acc_posthoc": nan,
-           "test_many_posthoc": nan, "test_medium_posthoc": nan, "test_few_posthoc": nan, "wall_s": wall_s,
+           "test_bal_acc_posthoc1": nan,
+           "test_many_posthoc": nan, "test_medium_posthoc": nan, "test_few_posthoc": nan, **_taunorm_cols(None),
+           "stage": "", "wall_s": wall_s,
            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions()}
     row.update({m: nan for m in TRIAL_METRICS})
     return {k: (v if isinstance(v, list) else [v]) for k, v in row.items()}

@@ -67,6 +67,10 @@ class Resources:
     """Trials at once; 0 derives it from the cluster's resources."""
     max_failures: int = 1
     """Times a failed worker group is restarted from the last checkpoint."""
+    checkpoint_every_s: float = 20.0
+    """Seconds between epoch checkpoints (at most one per epoch; always the last; 0 = every epoch)."""
+    report_every_s: float = 2.0
+    """Seconds between metric reports to Ray (Train drains one per ~2 s poll; every epoch is still stored)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,8 @@ class Experiment:
     """Seed of weight initialisation and batch order (the data subset has data.subset_seed)."""
     repeats: int = 1
     """Seeds per configuration: seed, seed+1, ...; each repeat is its own trial row."""
+    pretrain: str = ""
+    """Self-supervised pre-training shared by every trial: "" (none) or "rotation" (SSP)."""
 
 
 # ---------------------------------------------------------------- loading
@@ -240,6 +246,12 @@ def validate(exp: Experiment, cluster: dict | None = None, local_data: bool = Tr
         raise LtrayError(f"unknown dataset {exp.data.name!r}; choose one of {', '.join(DATASETS)}")
     if not exp.data.rho >= 1:
         raise LtrayError(f"data.rho must be >= 1 (n_max / n_min), got {exp.data.rho}")
+    if exp.data.counts:
+        classes = {"digits-lt": 10, "cifar10-lt": 10, "cifar100-lt": 100}.get(exp.data.name)
+        if classes is None:
+            raise LtrayError(f"data.counts applies to digits-lt and cifar*-lt, not {exp.data.name}")
+        if len(exp.data.counts) != classes or min(exp.data.counts) < 1:
+            raise LtrayError(f"data.counts needs {classes} positive counts for {exp.data.name}, got {exp.data.counts}")
     exp.train.validate()
     s = exp.search
     if s.num_samples < 1:
@@ -263,13 +275,20 @@ def validate(exp: Experiment, cluster: dict | None = None, local_data: bool = Tr
         raise LtrayError(f"search.num_samples={s.num_samples} is fewer than the {len(exp.methods)} methods; "
                          "every method runs once at its defaults first")
     _check_ranges(exp)
+    if exp.pretrain not in ("", "rotation"):
+        raise LtrayError(f"pretrain must be '' or 'rotation', got {exp.pretrain!r}")
+    if exp.pretrain and exp.data.name in ("gaussian-lt", "list-file"):
+        raise LtrayError(f"pretrain=rotation needs square in-memory images, not {exp.data.name}")
+    if any(get_method(m).backbone_from or get_method(m).teacher for m in exp.methods) and exp.data.name == "gaussian-lt" \
+            and exp.model.name != "linear":
+        raise LtrayError("gaussian-lt needs model.name=linear")
     r = exp.resources
     if r.num_workers < 1:
         raise LtrayError(f"resources.num_workers must be >= 1, got {r.num_workers}")
     if not r.cpus_per_worker > 0 or r.gpus_per_worker < 0:
         raise LtrayError("resources.cpus_per_worker must be > 0 and gpus_per_worker >= 0")
-    if r.max_concurrent_trials < 0 or r.max_failures < 0:
-        raise LtrayError("resources.max_concurrent_trials and max_failures must be >= 0")
+    if r.max_concurrent_trials < 0 or r.max_failures < 0 or r.checkpoint_every_s < 0 or r.report_every_s < 0:
+        raise LtrayError("resources.max_concurrent_trials, max_failures, checkpoint_every_s and report_every_s must be >= 0")
     if exp.repeats < 1:
         raise LtrayError(f"repeats must be >= 1, got {exp.repeats}")
     if not exp.posthoc.tau_max > 0:

@@ -27,9 +27,10 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("status", STR), ("error", STR), ("best_epoch", I64), ("epochs_run", I64),
         ("val_bal_acc", F64), ("val_many", F64), ("val_medium", F64), ("val_few", F64),
         ("test_bal_acc", F64), ("test_many", F64), ("test_medium", F64), ("test_few", F64),
-        ("tau_star", F64), ("val_bal_acc_posthoc", F64), ("test_bal_acc_posthoc", F64),
+        ("tau_star", F64), ("val_bal_acc_posthoc", F64), ("test_bal_acc_posthoc", F64), ("test_bal_acc_posthoc1", F64),
         ("test_many_posthoc", F64), ("test_medium_posthoc", F64), ("test_few_posthoc", F64),
-        ("wall_s", F64), ("finished_at", STR), ("versions", STR),
+        ("taunorm_tau_star", F64), ("val_bal_acc_taunorm", F64), ("test_bal_acc_taunorm", F64),
+        ("test_bal_acc_taunorm1", F64), ("stage", STR), ("wall_s", F64), ("finished_at", STR), ("versions", STR),
     ]),
     "epochs": pa.schema([
         ("study", STR), ("trial_id", STR), ("epoch", I64), ("lr", F64), ("train_loss", F64), ("val_bal_acc", F64),
@@ -126,6 +127,10 @@ def load_study(path: str, tables=TABLES) -> dict[str, pa.Table]:
             try:
                 with fs.open_input_file(fi.path) as f:
                     t = pq.read_table(f)
+                # a file from an older ltray lacks newer columns: they read as nulls
+                for field in schema:
+                    if field.name not in t.column_names:
+                        t = t.append_column(field.name, pa.nulls(t.num_rows, field.type))
                 parts.append(t.select(schema.names).cast(schema))
             except Exception as e:  # corrupt, truncated or foreign file
                 warnings.warn(f"skipped unreadable results file {fi.path}: {type(e).__name__}: {e}", stacklevel=2)

@@ -1,7 +1,9 @@
-"""Stages shared by the trials of a study: a model one method trains once and others build on
-(DiVE's teacher). A stage is keyed by its content (data, model, recipe, seed, method), stored
-under ``<study>/stages/<key>/`` and recorded once in the ``stages`` table. Concurrent trials
-(and DDP ranks) wait on a file lock instead of training it twice. No Ray here.
+"""Stages shared by the trials of a study: something trained once that trials build on. Three
+kinds: a trained ``model`` of some method (DiVE's teacher, cRT's backbone) and a ``rotation``
+pre-trained backbone (SSP). A stage is keyed by its content (kind, method, data, model, recipe,
+pre-training, seed), stored under ``<study>/stages/<key>/state.pt`` and recorded once in the
+``stages`` table. Concurrent trials (and DDP ranks) wait on a file lock instead of training it
+twice. No Ray here.
 """
 
 from __future__ import annotations
@@ -23,37 +25,76 @@ from ltray.train import fit, load_checkpoint, save_checkpoint
 
 
 def stage_key(kind: str, method: str, exp, seed: int) -> str:
-    """Same data, model, recipe, seed and method -> same stage."""
+    """Same kind, method, data, model, recipe, pre-training and seed -> same stage."""
     blob = json.dumps({"kind": kind, "method": method, "data": dataclasses.asdict(exp.data),
-                       "model": dataclasses.asdict(exp.model), "train": dataclasses.asdict(exp.train), "seed": seed},
-                      sort_keys=True, default=list)
-    return f"{kind}-{method}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+                       "model": dataclasses.asdict(exp.model), "train": dataclasses.asdict(exp.train),
+                       "pretrain": exp.pretrain, "seed": seed}, sort_keys=True, default=list)
+    return f"{kind}-{method or 'none'}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
-def get_teacher(study_dir: str, exp, data: DataBundle, method: str, seed: int, device, trial_id: str,
-                log=None) -> tuple[torch.nn.Module, str]:
-    """The trained teacher of ``method`` for this study, training it first if no trial has."""
-    key = stage_key("teacher", method, exp, seed)
+def _stage(study_dir: str, key: str, kind: str, method: str, exp, seed: int, subset_hash: str, trial_id: str,
+           train) -> dict:
+    """Load the stage's checkpoint, training it first (under the lock) if no one has."""
     folder = os.path.join(study_dir, "stages", key)
     os.makedirs(folder, exist_ok=True)
-    m = get_method(method)
     with open(os.path.join(folder, ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one trainer; the others wait, then load
-        path = os.path.join(folder, "state.pt")
-        if not os.path.isfile(path):
+        if not os.path.isfile(os.path.join(folder, "state.pt")):
             t0 = time.time()
-            res = fit(data, m, None, exp.model.name, exp.train, seed=seed, device=device, distributed=False, log=log)
-            save_checkpoint(folder, {"model": res.state_dict, "optimizer": {}, "epoch": exp.train.epochs - 1,
-                                     "best_val": res.metrics["val_bal_acc"], "best_epoch": res.best_epoch,
-                                     "history": res.history, "best_state": res.state_dict})
-            row = {"study": [exp.name], "key": [key], "kind": ["teacher"], "method": [method], "trained_by": [trial_id],
-                   "seed": [seed], "subset_hash": [data.subset_hash], "wall_s": [time.time() - t0],
-                   "val_bal_acc": [res.metrics["val_bal_acc"]], "test_bal_acc": [res.metrics["test_bal_acc"]],
+            state, history, val, test = train()
+            save_checkpoint(folder, {"model": state, "optimizer": {}, "epoch": len(history) - 1, "best_val": val,
+                                     "best_epoch": len(history) - 1, "history": history, "best_state": state})
+            row = {"study": [exp.name], "key": [key], "kind": [kind], "method": [method], "trained_by": [trial_id],
+                   "seed": [seed], "subset_hash": [subset_hash], "wall_s": [time.time() - t0],
+                   "val_bal_acc": [val], "test_bal_acc": [test],
                    "finished_at": [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())]}
             R.write_table(study_dir, "stages", key, R.table("stages", row))
-        ck = load_checkpoint(folder)
+        return load_checkpoint(folder)["best_state"]
+
+
+def _in_shape(data: DataBundle) -> tuple[int, int]:
     in_ch = data.train.x.shape[1] if data.in_memory and data.train.x.ndim == 4 else 3
     in_dim = int(torch.tensor(data.train.x.shape[1:]).prod()) if data.in_memory else 0
-    net = build_model(exp.model.name, data.num_classes, in_ch, m.head, in_dim)
-    net.load_state_dict(ck["best_state"])
+    return in_ch, in_dim
+
+
+def get_pretrained(study_dir: str, exp, data: DataBundle, seed: int, device, trial_id: str) -> dict | None:
+    """The study's pre-trained backbone state (``exp.pretrain``), or None without pre-training."""
+    if not exp.pretrain:
+        return None
+    from ltray.ssp import pretrain_rotation
+
+    def train():
+        state, history = pretrain_rotation(data, exp.model.name, exp.train, seed, device)
+        return state, history, float("nan"), float("nan")
+
+    return _stage(study_dir, stage_key("rotation", "", exp, seed), "rotation", "", exp, seed, data.subset_hash,
+                  trial_id, train)
+
+
+def get_trained(study_dir: str, exp, data: DataBundle, method: str, seed: int, device, trial_id: str
+                ) -> tuple[torch.nn.Module, str]:
+    """A model trained with ``method`` once per study (from the pre-trained backbone if any)."""
+    m = get_method(method)
+    key = stage_key("model", method, exp, seed)
+
+    def train():
+        init = get_pretrained(study_dir, exp, data, seed, device, trial_id)
+        res = fit(data, m, None, exp.model.name, exp.train, seed=seed, device=device, distributed=False,
+                  init_backbone=init)
+        return res.state_dict, res.history, res.metrics["val_bal_acc"], res.metrics["test_bal_acc"]
+
+    state = _stage(study_dir, key, "model", method, exp, seed, data.subset_hash, trial_id, train)
+    net = build_model(exp.model.name, data.num_classes, *_in_shape(data)[:1], head=m.head, in_dim=_in_shape(data)[1])
+    net.load_state_dict(state)
     return net.to(device).eval(), key
+
+
+def get_teacher(study_dir: str, exp, data: DataBundle, method: str, seed: int, device, trial_id: str, log=None
+                ) -> tuple[torch.nn.Module, str]:
+    """DiVE's teacher: the study's trained ``method`` model."""
+    return get_trained(study_dir, exp, data, method, seed, device, trial_id)
+
+
+def backbone_state(net: torch.nn.Module) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in net.backbone.state_dict().items()}

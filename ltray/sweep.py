@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -19,6 +20,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from ltray import results as R
 from ltray.errors import LtrayError
@@ -128,18 +132,24 @@ def train_worker(cfg: dict) -> None:
     study, trial_id, study_dir = exp.name, cfg["trial_id"], cfg["study_dir"]
     history: list[dict] = []
 
+    def on_epoch(rows: list[dict]) -> None:  # rank 0, every epoch: a stopped trial keeps its whole curve
+        history[:] = rows
+        R.write_table(study_dir, "epochs", trial_id, R.table("epochs", epoch_rows(study, trial_id, history)))
+
     def report(metrics: dict, ckpt_dir: str | None) -> None:
-        history.append(metrics)
-        if rank == 0:  # the epochs table grows every epoch, so a stopped trial keeps its curve
-            R.write_table(study_dir, "epochs", trial_id, R.table("epochs", epoch_rows(study, trial_id, history)))
         ck = ray.train.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
         ray.train.report({**metrics, "trial_epoch": metrics["epoch"] + 1}, checkpoint=ck)
 
-    teacher, stage = None, ""
-    if method.teacher:
-        from ltray.stages import get_teacher
+    from ltray.stages import backbone_state, get_pretrained, get_trained
 
-        teacher, stage = get_teacher(study_dir, exp, data, method.teacher, cfg["seed"], device, trial_id)
+    teacher, stage, init, freeze = None, "", None, False
+    if method.teacher:
+        teacher, stage = get_trained(study_dir, exp, data, method.teacher, cfg["seed"], device, trial_id)
+    if method.backbone_from:
+        base, stage = get_trained(study_dir, exp, data, method.backbone_from, cfg["seed"], device, trial_id)
+        init, freeze = backbone_state(base), True
+    elif exp.pretrain:
+        init = get_pretrained(study_dir, exp, data, cfg["seed"], device, trial_id)
     resume = None
     ck = ray.train.get_checkpoint()
     t0 = time.time()
@@ -151,7 +161,9 @@ def train_worker(cfg: dict) -> None:
                 resume = tempfile.mkdtemp(prefix="ltray-resume-")
                 shutil.copytree(d, resume, dirs_exist_ok=True)
         res = fit(data, method, cfg["hp"], exp.model.name, exp.train, seed=cfg["seed"], device=device,
-                  report=report, resume_from=resume, teacher=teacher)
+                  report=report, resume_from=resume, teacher=teacher, init_backbone=init, freeze_backbone=freeze,
+                  checkpoint_every_s=exp.resources.checkpoint_every_s, report_every_s=exp.resources.report_every_s,
+                  on_epoch=on_epoch)
     except TrainingDiverged as e:
         if rank == 0:
             row = failed_trial_row(method=method.name, hp=cfg["hp"], status="failed", error=f"TrainingDiverged: {e}",
@@ -164,7 +176,8 @@ def train_worker(cfg: dict) -> None:
     if rank == 0:
         tabs = trial_tables(method=method, hp=cfg["hp"], val_logits=res.val_logits, val_y=res.val_labels,
                             test_logits=res.test_logits, test_y=res.test_labels, train_counts=res.train_counts,
-                            history=res.history, best_epoch=res.best_epoch, wall_s=time.time() - t0, **common)
+                            history=res.history, best_epoch=res.best_epoch, wall_s=time.time() - t0,
+                            taunorm=res.taunorm, stage=stage, **common)
         if teacher is not None:
             from ltray.evaluate import virtual_rows
             from ltray.train import predict
@@ -192,6 +205,15 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
         return
     repeat = int(config.get("__trial_index__", 0))
     seed = exp.seed + repeat
+    original = _claim(study_dir, method, hp, seed, trial_id)
+    if original != trial_id:  # TPE re-picked a configuration already trained: same result, no training
+        result = _wait_for(study_dir, original)
+        row = R.load_study(study_dir, ("trials",))["trials"]
+        row = row.filter(pa.compute.equal(row["trial_id"], original)).to_pydict()
+        row.update(trial_id=[trial_id], status=["duplicate"], error=[f"same configuration as {original}"])
+        R.write_table(study_dir, "trials", trial_id, R.table("trials", row))
+        tune.report(result)
+        return
     r = exp.resources
     trainer = TorchTrainer(
         train_worker,
@@ -220,9 +242,34 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
         raise RuntimeError(f"trial {trial_id} ended without writing its results")
 
 
+def _claim(study_dir: str, method: str, hp: dict, seed: int, trial_id: str) -> str:
+    """The trial that trains this (method, hp, seed): the first to create its claim file."""
+    key = hashlib.sha256(json.dumps([method, hp, seed], sort_keys=True).encode()).hexdigest()[:16]
+    folder = os.path.join(study_dir, "claims")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, key)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.write(fd, trial_id.encode())
+        os.close(fd)
+        return trial_id
+    except FileExistsError:
+        return open(path).read().strip() or trial_id
+
+
+def _wait_for(study_dir: str, trial_id: str, poll_s: float = 2.0) -> dict:
+    while True:
+        status = R.finished_trials(study_dir).get(trial_id)
+        if status == "completed":
+            return _stored_result(study_dir, trial_id)
+        if status is not None:
+            raise RuntimeError(f"the trial {trial_id} with the same configuration ended {status}")
+        time.sleep(poll_s)
+
+
 def _stored_result(study_dir: str, trial_id: str) -> dict | None:
     t = R.load_study(study_dir, ("trials",))["trials"]
-    rows = [r for r in t.to_pylist() if r["trial_id"] == trial_id and r["status"] == "completed"]
+    rows = [r for r in t.to_pylist() if r["trial_id"] == trial_id and r["status"] in ("completed", "duplicate")]
     if not rows:
         return None
     r = rows[0]

@@ -60,6 +60,8 @@ class Recipe:
     """Random crop (+ flip for 32x32 images) on the training batches."""
     loader_workers: int = 4
     """DataLoader workers for list-file datasets (in-memory data uses none)."""
+    mixup_alpha: float = 0.0
+    """mixup on top of any loss: Beta(alpha, alpha) mixing of image pairs and their labels (0 = off)."""
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -76,6 +78,8 @@ class Recipe:
             raise LtrayError(f"train.milestones are fractions of the epochs in (0, 1), got {self.milestones}")
         if self.warmup_epochs < 0:
             raise LtrayError(f"train.warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        if self.mixup_alpha < 0:
+            raise LtrayError(f"train.mixup_alpha must be >= 0, got {self.mixup_alpha}")
 
 
 def lr_at(recipe: Recipe, epoch: int) -> float:
@@ -106,6 +110,7 @@ class FitResult:
     history: list[dict]
     metrics: dict
     state_dict: dict = field(repr=False, default_factory=dict)
+    taunorm: dict = field(default_factory=dict)  # tau-normalised classifier results (linear heads)
 
 
 def _rank_world() -> tuple[int, int]:
@@ -164,18 +169,31 @@ def fit(
     log: Callable[[str], None] | None = None,
     teacher: torch.nn.Module | None = None,
     distributed: bool = True,
+    init_backbone: dict | None = None,
+    freeze_backbone: bool = False,
+    checkpoint_every_s: float = 0.0,
+    report_every_s: float = 0.0,
+    on_epoch: Callable[[list[dict]], None] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data`` with ``method``'s loss; select the best epoch on validation.
 
     Every epoch computes validation metrics and calls ``report(metrics, checkpoint_dir)``; rank 0
     passes a folder holding ``state.pt`` (resumable with ``resume_from``), other DDP ranks None.
+    With ``checkpoint_every_s > 0`` an epoch carries a checkpoint only when that many seconds
+    have passed since the last one (and always the last epoch): tiny epochs then do not pay
+    a checkpoint upload each. Likewise ``report_every_s`` skips reports of epochs that end
+    sooner than that after the previous report (Ray Train consumes one report per ~2 s poll);
+    ``on_epoch(history)`` still sees every epoch (rank 0), with the whole history so far.
     Inside torch.distributed, the model is wrapped in DDP and each rank trains on its shard of
     every global batch (``distributed=False`` trains alone, e.g. a shared teacher stage).
-    ``teacher`` is the trained model a distillation method (DiVE) needs. Test logits are
-    computed once, after training, with the best weights.
+    ``teacher`` is the trained model a distillation method (DiVE) needs. ``init_backbone``
+    (a backbone state dict) starts from a trained or pre-trained backbone with a fresh
+    classifier (SSP, cRT); ``freeze_backbone`` trains the classifier only (cRT). Test logits
+    are computed once, after training, with the best weights.
     """
     m = get_method(method) if isinstance(method, str) else method
     hp = m.hp(hp)
+    recipe = m.recipe(recipe, hp)
     recipe.validate()
     rank, world = _rank_world() if distributed else (0, 1)
     device = torch.device(device)
@@ -187,11 +205,16 @@ def fit(
     in_ch = data.train.x.shape[1] if data.in_memory and data.train.x.ndim == 4 else 3
     in_dim = int(np.prod(data.train.x.shape[1:])) if data.in_memory else 0
     net = build_model(model, data.num_classes, in_ch, m.head, in_dim).to(device)
+    if init_backbone is not None:
+        net.backbone.load_state_dict(init_backbone)
+    if freeze_backbone:
+        for p in net.backbone.parameters():
+            p.requires_grad_(False)
     if m.teacher and teacher is None:
         raise LtrayError(f"method {m.name} needs a trained {m.teacher} teacher (ltray.stages.get_teacher)")
     loss_fn = m.make_loss(counts, recipe.epochs, hp, teacher.to(device) if teacher is not None else None)
     scale = m.logit_scale(hp)
-    opt = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=recipe.lr, momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay)
     start, best_val, best_epoch, history, best_state = 0, -1.0, -1, [], None
     if resume_from:
@@ -203,11 +226,13 @@ def fit(
     train_net = net
     if world > 1:
         train_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    last_ckpt = last_report = time.monotonic()
     labels_np = data.train.y.numpy()
     local_bs = max(recipe.batch_size // world, 1)
     x_dev = data.train.x.to(device) if data.in_memory else None
     y_dev = data.train.y.to(device)
     aug = data.augment if recipe.augment else "none"
+    mix_alpha = max(recipe.mixup_alpha, m.mixup(hp))
 
     for epoch in range(start, recipe.epochs):
         lr = lr_at(recipe, epoch)
@@ -218,6 +243,8 @@ def fit(
         order = _epoch_indices(labels_np, recipe, gen)
         steps = math.ceil(order.size / recipe.batch_size)
         train_net.train()
+        if freeze_backbone:
+            net.backbone.eval()  # frozen BatchNorm statistics too
         t0, seen, loss_sum = time.perf_counter(), 0, 0.0
         batches = _file_batches(data, order, recipe, rank, world, local_bs) if not data.in_memory else None
         for step in range(steps):
@@ -231,7 +258,14 @@ def fit(
             else:
                 xb, yb = next(batches)
                 xb, yb = xb.to(device, non_blocking=True), yb.to(device)
-            loss = loss_fn(train_net(xb), yb, epoch, xb)
+            if mix_alpha > 0:  # mixup: the loss of a mixed batch is the mix of the two labels' losses
+                lam = float(gen.beta(mix_alpha, mix_alpha))
+                perm = torch.randperm(yb.numel(), generator=tgen).to(device)
+                xb = lam * xb + (1 - lam) * xb[perm]
+                out = train_net(xb)
+                loss = lam * loss_fn(out, yb, epoch, xb) + (1 - lam) * loss_fn(out, yb[perm], epoch, xb)
+            else:
+                loss = loss_fn(train_net(xb), yb, epoch, xb)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step} (lr {lr:g})")
             opt.zero_grad(set_to_none=True)
@@ -250,11 +284,20 @@ def fit(
         if val["bal_acc"] > best_val:
             best_val, best_epoch = val["bal_acc"], epoch
             best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        if on_epoch is not None and rank == 0:
+            on_epoch(history)
         if log and rank == 0:
             log(f"epoch {epoch + 1:>3}/{recipe.epochs}  loss {row['train_loss']:.4f}  lr {lr:.4g}  "
                 f"val bal-acc {val['bal_acc']:.4f}  {row['images_per_s']:.0f} img/s")
         if report is not None:
-            _report_epoch(report, row, rank, net, opt, epoch, best_val, best_epoch, history, best_state)
+            due = time.monotonic() - last_ckpt >= checkpoint_every_s or epoch == recipe.epochs - 1
+            if world > 1:  # every rank must agree, or DDP ranks would report differently
+                flag = torch.tensor([float(due)], device=device if device.type == "cuda" else "cpu")
+                dist.broadcast(flag, 0)
+                due = bool(flag.item())
+            _report_epoch(report, row, rank, net, opt, epoch, best_val, best_epoch, history, best_state, due)
+            if due:
+                last_ckpt = last_report = time.monotonic()
 
     net.load_state_dict(best_state)
     val_logits = predict(net, data, "val", device, workers=recipe.loader_workers) * scale
@@ -262,8 +305,41 @@ def fit(
     val_y, test_y = data.val.y.numpy(), data.test.y.numpy()
     val, test = summarize(val_logits, val_y, counts_np), summarize(test_logits, test_y, counts_np)
     metrics = {f"val_{k}": v for k, v in val.items()} | {f"test_{k}": v for k, v in test.items()}
+    taunorm = tau_normalized_results(net, data, device, counts_np, recipe.loader_workers) \
+        if isinstance(net.head, torch.nn.Linear) else {}
     return FitResult(val_logits, val_y, test_logits, test_y, counts_np, best_epoch, history, metrics,
-                     {k: v.cpu() for k, v in net.state_dict().items()})
+                     {k: v.cpu() for k, v in net.state_dict().items()}, taunorm)
+
+
+TAUNORM_GRID = np.round(np.linspace(0.0, 2.0, 21), 10)  # tau in [0, 2], Kang et al.
+
+
+@torch.no_grad()
+def tau_normalized_results(net, data: DataBundle, device, counts: np.ndarray, workers: int = 0) -> dict:
+    """tau-normalised classifier (Kang et al.): logits = features @ (w_c / ||w_c||^tau), bias
+    dropped; tau* picked on validation over a 0.1 grid of [0, 2] (the features are not linear in
+    tau, so no exact curve). Returns tau*, validation/test balanced accuracy, and tau = 1."""
+    from ltray.core.posthoc import tau_normalize
+
+    feats = {}
+    for split in ("val", "test"):
+        head = net.head
+        net.head = torch.nn.Identity()  # features through the same batching as predict()
+        try:
+            feats[split] = torch.from_numpy(predict(net, data, split, device, workers=workers)).double()
+        finally:
+            net.head = head
+    w = net.head.weight.detach().cpu().double()
+    ys = {s: getattr(data, s).y.numpy() for s in feats}
+    C = counts.size
+
+    def bal(split, tau):
+        return balanced_accuracy((feats[split] @ tau_normalize(w, tau).T).numpy(), ys[split], C)
+
+    val_curve = [bal("val", t) for t in TAUNORM_GRID]
+    k = int(np.argmax(val_curve))
+    return {"tau_star": float(TAUNORM_GRID[k]), "val_bal_acc": float(val_curve[k]),
+            "test_bal_acc": bal("test", float(TAUNORM_GRID[k])), "test_bal_acc_tau1": bal("test", 1.0)}
 
 
 def _file_batches(data: DataBundle, order: np.ndarray, recipe: Recipe, rank: int, world: int, local_bs: int):
@@ -275,8 +351,9 @@ def _file_batches(data: DataBundle, order: np.ndarray, recipe: Recipe, rank: int
     return iter(loader)
 
 
-def _report_epoch(report: Report, row: dict, rank: int, net, opt, epoch, best_val, best_epoch, history, best_state):
-    if rank != 0:
+def _report_epoch(report: Report, row: dict, rank: int, net, opt, epoch, best_val, best_epoch, history, best_state,
+                  with_checkpoint: bool = True):
+    if rank != 0 or not with_checkpoint:
         report(row, None)
         return
     with tempfile.TemporaryDirectory(prefix="ltray-ckpt-") as d:

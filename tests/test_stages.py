@@ -7,7 +7,7 @@ import torch
 from ltray import results as R
 from ltray.data import load_data
 from ltray.experiment import Experiment
-from ltray.stages import get_teacher, stage_key
+from ltray.stages import get_pretrained, get_teacher, stage_key
 from ltray.train import Recipe, fit
 
 EXP = Experiment(name="s", train=Recipe(epochs=2, warmup_epochs=1))

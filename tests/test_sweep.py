@@ -38,6 +38,9 @@ def test_tiny_study_writes_every_table_and_values_match_the_logits(ray_head, tmp
     tabs = R.load_study(str(study))
     for name, schema in R.SCHEMAS.items():
         assert tabs[name].schema == schema
+        if name in ("stages", "virtual"):  # only studies with a shared stage (DiVE, cRT, SSP) write these
+            assert tabs[name].num_rows == 0
+            continue
         assert tabs[name].num_rows > 0, name
         for f in (study / name).glob("*.parquet"):  # on disk too, float64 metrics
             assert pq.read_schema(f).equals(schema, check_metadata=False)

@@ -39,6 +39,12 @@ class Method:
     """Multiplier turning model outputs into logits for evaluation (LDAM's cosine scale s)."""
     teacher: str = ""
     """Method of a teacher trained once per study and shared by every trial (DiVE: balanced_softmax)."""
+    backbone_from: str = ""
+    """Method whose trained backbone is frozen and reused, only the classifier is trained (cRT: ce)."""
+    mixup: Callable[[dict], float] = lambda hp: 0.0
+    """mixup alpha this method trains with (0 = none)."""
+    recipe: Callable[[Any, dict], Any] = lambda recipe, hp: recipe
+    """Adjusts the study's recipe for this method (cRT: a short, class-balanced classifier stage)."""
 
     def hp(self, overrides: dict | None = None) -> dict:
         """Defaults updated with ``overrides``; unknown keys are an error."""
@@ -76,4 +82,4 @@ def prior_of(counts: torch.Tensor) -> torch.Tensor:
 
 
 # Importing the method files registers them.
-from ltray.methods import balanced_softmax, ce, dive, equalization, lade, ldam_drw, logit_adjusted  # noqa: E402,F401
+from ltray.methods import balanced_softmax, ce, crt, dive, equalization, lade, ldam_drw, logit_adjusted, mixup  # noqa: E402,F401,I001

@@ -1,0 +1,1 @@
+"""ltray's results dashboard: a read-only Dash app over the studies in a results folder."""

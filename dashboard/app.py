@@ -1,0 +1,138 @@
+"""The Dash app: lays out the figures of ``dashboard.figures`` for one study at a time.
+
+One page per study (``/<study>``), a study picker, and a refresh every few seconds so a running
+sweep's new trial files appear. Read-only.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from urllib.parse import unquote
+
+import dash
+from dash import Input, Output, State, dash_table, dcc, html
+
+from dashboard import figures as F
+from dashboard.studies import StudyRefused, list_studies, load, optuna_storage, resolve
+
+REFRESH_MS = 5000
+
+
+def _graph(id_: str, height: int = 420) -> dcc.Graph:
+    return dcc.Graph(id=id_, style={"height": f"{height}px"})
+
+
+def _section(title: str, *children) -> html.Div:
+    return html.Div([html.H3(title), *children], style={"marginBottom": "24px"})
+
+
+def create_app(results: str | Path) -> dash.Dash:
+    root = Path(results).expanduser()
+    app = dash.Dash(__name__, title="ltray dashboard", suppress_callback_exceptions=True)
+    app.layout = html.Div(style={"fontFamily": "sans-serif", "margin": "16px"}, children=[
+        dcc.Location(id="url"),
+        dcc.Interval(id="tick", interval=REFRESH_MS),
+        dcc.Store(id="current"),
+        html.H2("ltray"),
+        html.Div([html.Span("study: "), dcc.Dropdown(id="study", clearable=False, style={"width": "420px"})],
+                 style={"display": "flex", "alignItems": "center", "gap": "8px"}),
+        html.Div(id="message", style={"margin": "12px 0", "color": "#8a4b00"}),
+        html.Div(id="content", children=[
+            _section("Trials", html.Div(id="best"), dash_table.DataTable(
+                id="trials", sort_action="native", filter_action="native", page_size=15,
+                columns=[{"name": c, "id": c} for c in F.TRIAL_COLUMNS], style_table={"overflowX": "auto"})),
+            _section("Per-shot accuracy", _graph("shots")),
+            _section("Shifted test label distributions", _graph("shifts")),
+            _section("Per-class accuracy", dcc.Dropdown(id="pc-trials", multi=True, placeholder="trials"),
+                     _graph("per-class")),
+            _section("Post-hoc tau curve", dcc.Dropdown(id="tau-trial", placeholder="trial"), _graph("tau")),
+            _section("DiVE virtual examples", dcc.Dropdown(id="ve-trial", placeholder="DiVE trial"), _graph("virtual")),
+            _section("Search", _graph("history"), _graph("importance"), _graph("parallel"), _graph("pareto")),
+        ]),
+    ])
+
+    @app.callback(Output("study", "options"), Output("study", "value"), Output("url", "pathname"),
+                  Output("current", "data"), Output("message", "children"),
+                  Input("url", "pathname"), Input("study", "value"), Input("tick", "n_intervals"),
+                  State("current", "data"))
+    def choose(pathname, picked, _tick, current):
+        names = list_studies(root)
+        options = [{"label": n, "value": n} for n in names]
+        if not names:
+            return options, None, "/", None, html.Div([
+                html.P(f"No study in {root.resolve()} yet. Run a first one:"),
+                html.Pre("python -m ltray.sweep experiments/quickstart.py"),
+                html.P("then reload this page (it also refreshes by itself).")])
+        trigger = dash.ctx.triggered_id
+        wanted = picked if trigger == "study" else (unquote((pathname or "/").lstrip("/")) or current or names[0])
+        try:
+            resolve(root, wanted)
+        except StudyRefused as e:
+            return options, None, dash.no_update, None, str(e)
+        return options, wanted, f"/{wanted}", wanted, ""
+
+    @functools.lru_cache(maxsize=8)
+    def _search(path: str, sig: float):
+        st = optuna_storage(Path(path))
+        return F.search_figures(*st) if st else {}
+
+    @app.callback(Output("trials", "data"), Output("best", "children"), Output("shots", "figure"),
+                  Output("shifts", "figure"), Output("pc-trials", "options"), Output("tau-trial", "options"),
+                  Output("ve-trial", "options"), Output("history", "figure"), Output("importance", "figure"),
+                  Output("parallel", "figure"), Output("pareto", "figure"), Output("content", "title"),
+                  Input("current", "data"), Input("tick", "n_intervals"))
+    def overview(name, _tick):
+        empty = F._empty("", "")
+        try:
+            path = resolve(root, name)
+        except StudyRefused:
+            return [], "", empty, empty, [], [], [], empty, empty, empty, empty, ""
+        tables, notes = load(path)
+        t = tables["trials"]
+        ids = [{"label": f"{r['method']} [{r['trial_id']}]", "value": r["trial_id"]}
+               for r in t.to_pylist() if r["status"] == "completed"]
+        dive = sorted(set(tables["virtual"].column("trial_id").to_pylist()))
+        best = F.best_per_method_info(t)
+        best_div = html.Ul([html.Li(f"{b['method']}: validation {b['val_bal_acc'] * 100:.2f}, test "
+                                    f"{b['test_bal_acc'] * 100:.2f} ({b['n']} seed(s)) "
+                                    + ", ".join(f"{k}={v:.4g}" for k, v in b["params"].items()))
+                            for b in best])
+        db = path / "optuna.db"
+        search = _search(str(path), db.stat().st_mtime if db.is_file() else 0.0)
+        warn = html.Div([html.P(f"Warning: {n}", className="warning") for n in notes]) if notes else ""
+        return (F.trials_rows(t), [warn, best_div], F.shot_bars(t), F.shifts(tables["shifts"], t), ids, ids,
+                [{"label": d, "value": d} for d in dive], search.get("history", empty), search.get("importance", empty),
+                search.get("parallel", empty), search.get("pareto", F._empty("Pareto front", "one objective")), name)
+
+    @app.callback(Output("per-class", "figure"), Input("pc-trials", "value"), Input("pc-trials", "options"),
+                  State("current", "data"))
+    def per_class(chosen, options, name):
+        try:
+            tables, _ = load(resolve(root, name))
+        except StudyRefused:
+            return F._empty("Per-class accuracy", "")
+        chosen = chosen or [o["value"] for o in (options or [])[:2]]
+        return F.per_class(tables["per_class"], tables["trials"], chosen)
+
+    @app.callback(Output("tau", "figure"), Input("tau-trial", "value"), Input("tau-trial", "options"),
+                  State("current", "data"))
+    def tau(chosen, options, name):
+        try:
+            tables, _ = load(resolve(root, name))
+        except StudyRefused:
+            return F._empty("Post-hoc tau curve", "")
+        chosen = chosen or ((options or [{}])[0].get("value") if options else None)
+        return F.tau_curve(tables["tau_curve"], tables["trials"], chosen)
+
+    @app.callback(Output("virtual", "figure"), Input("ve-trial", "value"), Input("ve-trial", "options"),
+                  State("current", "data"))
+    def virtual(chosen, options, name):
+        try:
+            tables, _ = load(resolve(root, name))
+        except StudyRefused:
+            return F._empty("DiVE virtual example distribution", "")
+        chosen = chosen or ((options or [{}])[0].get("value") if options else None)
+        return F.virtual(tables["virtual"], chosen)
+
+    return app

@@ -1,0 +1,241 @@
+"""Figures of a study, as pure functions: tables in, plotly figures out.
+
+Like Optuna's visualization module, each figure is split into ``*_info`` (what to draw: plain
+lists and dicts, tested directly) and a thin function that draws it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import pyarrow as pa
+
+from ltray.core.longtail import shift_names
+from ltray.report import best_configurations, mean_ci
+
+SHOTS = ("many", "medium", "few", "bal_acc")
+SHOT_LABELS = {"many": "many (>100)", "medium": "medium", "few": "few (<20)", "bal_acc": "overall"}
+SHIFT_ORDER = [n for n, _, _ in shift_names()]
+SHIFT_LINES = {"none": "no adjustment", "pc_true": "PC, true prior", "pc_em": "PC, EM-estimated prior"}
+
+
+def _empty(title: str, note: str) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(title=title, annotations=[dict(text=note, showarrow=False, x=0.5, y=0.5, xref="paper",
+                                                     yref="paper")], xaxis_visible=False, yaxis_visible=False)
+    return fig
+
+
+# ---------------------------------------------------------------- trials overview
+TRIAL_COLUMNS = ("trial_id", "method", "status", "params", "seed", "val_bal_acc", "test_bal_acc",
+                 "test_bal_acc_posthoc", "test_many", "test_medium", "test_few", "best_epoch", "wall_s")
+
+
+def trials_rows(trials: pa.Table) -> list[dict]:
+    """Rows for the trials table: numbers rounded, params as text, NaN as None."""
+    out = []
+    for r in trials.to_pylist():
+        row = {}
+        for c in TRIAL_COLUMNS:
+            v = r.get(c)
+            if c == "params":
+                v = ", ".join(f"{k}={x:.4g}" for k, x in (v or []))
+            elif isinstance(v, float):
+                v = None if math.isnan(v) else round(v, 4)
+            row[c] = v
+        out.append(row)
+    return out
+
+
+def best_per_method_info(trials: pa.Table) -> list[dict]:
+    """The best configuration per method (on validation) with its seeds' mean test metrics."""
+    out = []
+    for method, rows in best_configurations(trials).items():
+        out.append({"method": method, "n": len(rows), "params": dict(rows[0]["params"] or []),
+                    "val_bal_acc": float(np.mean([r["val_bal_acc"] for r in rows])),
+                    "test_bal_acc": float(np.mean([r["test_bal_acc"] for r in rows]))})
+    return out
+
+
+# ---------------------------------------------------------------- per-shot bars
+def shot_bars_info(trials: pa.Table) -> dict:
+    """Per method (best configuration on validation): mean test many/medium/few/overall accuracy,
+    with 95% CI half-widths when the configuration has several seeds."""
+    methods, mean, err = [], {s: [] for s in SHOTS}, {s: [] for s in SHOTS}
+    repeats = False
+    for method, rows in best_configurations(trials).items():
+        methods.append(method)
+        repeats |= len(rows) > 1
+        for s in SHOTS:
+            st = mean_ci([r[f"test_{s}"] for r in rows])
+            mean[s].append(st["mean"])
+            err[s].append(st["ci95"] if st["n"] > 1 else None)
+    return {"methods": methods, "mean": mean, "ci95": err, "repeats": repeats}
+
+
+def shot_bars(trials: pa.Table) -> go.Figure:
+    info = shot_bars_info(trials)
+    if not info["methods"]:
+        return _empty("Per-shot accuracy", "no completed trial yet")
+    fig = go.Figure()
+    for s in SHOTS:
+        e = info["ci95"][s]
+        fig.add_bar(name=SHOT_LABELS[s], x=info["methods"], y=[v * 100 for v in info["mean"][s]],
+                    error_y=dict(type="data", array=[(x or 0) * 100 for x in e], visible=info["repeats"]))
+    fig.update_layout(barmode="group", title="Test accuracy per shot group (best configuration per method"
+                      + (", mean +- 95% CI over seeds)" if info["repeats"] else ")"),
+                      yaxis_title="accuracy (%)", legend_title="group")
+    return fig
+
+
+# ---------------------------------------------------------------- per-class accuracy
+def per_class_info(per_class: pa.Table, trials: pa.Table, trial_ids: list[str], split: str = "test") -> list[dict]:
+    """One entry per chosen trial: train counts and accuracy, raw and post-hoc adjusted."""
+    names = {r["trial_id"]: r["method"] for r in trials.to_pylist()}
+    rows = [r for r in per_class.to_pylist() if r["split"] == split and r["trial_id"] in set(trial_ids)]
+    out = []
+    for tid in trial_ids:
+        mine = sorted((r for r in rows if r["trial_id"] == tid), key=lambda r: r["class_id"])
+        if mine:
+            out.append({"trial_id": tid, "method": names.get(tid, "?"), "class_id": [r["class_id"] for r in mine],
+                        "train_count": [r["train_count"] for r in mine], "accuracy": [r["accuracy"] for r in mine],
+                        "accuracy_posthoc": [r["accuracy_posthoc"] for r in mine]})
+    return out
+
+
+def per_class(per_class_table: pa.Table, trials: pa.Table, trial_ids: list[str], split: str = "test") -> go.Figure:
+    info = per_class_info(per_class_table, trials, trial_ids, split)
+    if not info:
+        return _empty("Per-class accuracy", "choose trials above")
+    fig = go.Figure()
+    for t in info:
+        label = f"{t['method']} [{t['trial_id']}]"
+        fig.add_scatter(x=t["train_count"], y=[a * 100 for a in t["accuracy"]], mode="markers", name=label + " raw",
+                        text=[f"class {c}" for c in t["class_id"]])
+        fig.add_scatter(x=t["train_count"], y=[a * 100 for a in t["accuracy_posthoc"]], mode="markers",
+                        marker_symbol="x", name=label + " post-hoc tau*", text=[f"class {c}" for c in t["class_id"]])
+    fig.update_layout(title=f"Per-class {split} accuracy against training count", xaxis_type="log",
+                      xaxis_title="training images of the class (log)", yaxis_title="accuracy (%)")
+    return fig
+
+
+# ---------------------------------------------------------------- shifted test sets
+def shifts_info(shifts: pa.Table, trials: pa.Table, adjustments=("none", "pc_true", "pc_em")) -> list[dict]:
+    """Per method (best configuration) and adjustment: mean accuracy over the 11 shifted sets."""
+    best = best_configurations(trials)
+    owner = {r["trial_id"]: m for m, rows in best.items() for r in rows}
+    acc: dict[tuple, list] = {}
+    for s in shifts.to_pylist():
+        m = owner.get(s["trial_id"])
+        if m is not None and s["adjustment"] in adjustments:
+            acc.setdefault((m, s["adjustment"], s["shift"]), []).append(s["accuracy"])
+    out = []
+    for m in best:
+        for a in adjustments:
+            ys = [float(np.mean(acc[(m, a, n)])) if (m, a, n) in acc else None for n in SHIFT_ORDER]
+            if any(y is not None for y in ys):
+                out.append({"method": m, "adjustment": a, "x": SHIFT_ORDER, "y": ys})
+    return out
+
+
+def shifts(shifts_table: pa.Table, trials: pa.Table) -> go.Figure:
+    info = shifts_info(shifts_table, trials)
+    if not info:
+        return _empty("Shifted test label distributions", "no completed trial yet")
+    fig = go.Figure()
+    dash = {"none": "solid", "pc_true": "dash", "pc_em": "dot"}
+    for t in info:
+        fig.add_scatter(x=t["x"], y=[None if y is None else y * 100 for y in t["y"]], mode="lines+markers",
+                        name=f"{t['method']}: {SHIFT_LINES[t['adjustment']]}", line_dash=dash[t["adjustment"]])
+    fig.update_layout(title="Accuracy on shifted test label distributions (LADE protocol)",
+                      xaxis_title="test label distribution", yaxis_title="accuracy (%)")
+    return fig
+
+
+# ---------------------------------------------------------------- tau curve
+def tau_curve_info(curves: pa.Table, trials: pa.Table, trial_id: str) -> dict:
+    """Step lines of balanced accuracy against tau for validation and test, and tau*."""
+    rows = [r for r in curves.to_pylist() if r["trial_id"] == trial_id]
+    out = {"trial_id": trial_id, "splits": {}, "tau_star": None}
+    for split in ("val", "test"):
+        mine = sorted((r for r in rows if r["split"] == split), key=lambda r: r["tau_lo"])
+        if mine:
+            xs = [r["tau_lo"] for r in mine] + [mine[-1]["tau_hi"]]
+            ys = [r["bal_acc"] for r in mine] + [mine[-1]["bal_acc"]]
+            out["splits"][split] = {"x": xs, "y": ys}
+    star = [r["tau_star"] for r in trials.to_pylist() if r["trial_id"] == trial_id]
+    out["tau_star"] = star[0] if star else None
+    return out
+
+
+def tau_curve(curves: pa.Table, trials: pa.Table, trial_id: str | None) -> go.Figure:
+    if not trial_id:
+        return _empty("Post-hoc tau curve", "choose a trial")
+    info = tau_curve_info(curves, trials, trial_id)
+    if not info["splits"]:
+        return _empty("Post-hoc tau curve", f"trial {trial_id} has no curve")
+    fig = go.Figure()
+    for split, d in info["splits"].items():
+        fig.add_scatter(x=d["x"], y=[v * 100 for v in d["y"]], mode="lines", line_shape="hv",
+                        name="validation" if split == "val" else "test")
+    if info["tau_star"] is not None and not math.isnan(info["tau_star"]):
+        fig.add_vline(x=info["tau_star"], line_dash="dash", annotation_text=f"tau* = {info['tau_star']:.3f} (validation)")
+    fig.update_layout(title=f"Balanced accuracy of post-hoc logit adjustment, trial {trial_id} (exact steps)",
+                      xaxis_title="tau", yaxis_title="balanced accuracy (%)")
+    return fig
+
+
+# ---------------------------------------------------------------- DiVE virtual examples
+def virtual_info(virtual: pa.Table, trial_id: str) -> dict:
+    """Normalised label distribution and the teacher's raw / tempered / power-normalised virtual
+    example distributions of one DiVE trial, classes ordered by training count."""
+    rows = sorted((r for r in virtual.to_pylist() if r["trial_id"] == trial_id), key=lambda r: -r["train_count"])
+    if not rows:
+        return {}
+    out = {"class_id": [r["class_id"] for r in rows]}
+    for key, col in (("labels", "train_count"), ("raw", "raw"), ("tempered", "tempered"),
+                     ("power_normalised", "power_normalised")):
+        v = np.array([r[col] for r in rows], dtype=np.float64)
+        out[key] = (v / v.sum()).tolist()
+    return out
+
+
+def virtual(virtual_table: pa.Table, trial_id: str | None) -> go.Figure:
+    info = virtual_info(virtual_table, trial_id) if trial_id else {}
+    if not info:
+        return _empty("DiVE virtual example distribution", "no DiVE trial chosen")
+    x = [str(c) for c in info["class_id"]]
+    fig = go.Figure()
+    for key, name in (("labels", "label distribution"), ("raw", "teacher, raw"), ("tempered", "teacher, tempered"),
+                      ("power_normalised", "teacher, tempered + power-normalised")):
+        fig.add_scatter(x=x, y=info[key], mode="lines+markers", name=name)
+    fig.update_layout(title=f"Virtual example distribution of the DiVE teacher, trial {trial_id}",
+                      xaxis_title="class (head to tail)", yaxis_title="share of examples", yaxis_type="log")
+    return fig
+
+
+# ---------------------------------------------------------------- search (Optuna)
+def search_figures(storage_url: str, study_name: str) -> dict[str, go.Figure]:
+    """Optuna's own figures from the study's SQLite storage; a figure Optuna cannot draw for
+    this study (too few trials, conditional space) becomes an empty figure saying why."""
+    import optuna
+    import optuna.visualization as vis
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=study_name, storage=storage_url)
+    two = len(study.directions) == 2
+    makers = {"history": lambda: vis.plot_optimization_history(study, target=(lambda t: t.values[0]) if two else None,
+                                                               target_name="objective 1" if two else "Objective Value"),
+              "importance": lambda: vis.plot_param_importances(study, target=(lambda t: t.values[0]) if two else None),
+              "parallel": lambda: vis.plot_parallel_coordinate(study, target=(lambda t: t.values[0]) if two else None)}
+    if two:
+        makers["pareto"] = lambda: vis.plot_pareto_front(study)
+    out = {}
+    for k, make in makers.items():
+        try:
+            out[k] = make()
+        except Exception as e:  # optuna refuses some plots for small or conditional studies
+            out[k] = _empty(k, f"not available: {e}")
+    return out

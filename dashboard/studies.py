@@ -1,0 +1,86 @@
+"""Reading studies for the dashboard: names from the browser are resolved strictly inside the
+results folder, tables are cached by file modification times, and unreadable files become
+warnings shown on the page."""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from pathlib import Path
+
+from ltray import results as R
+
+TABLES = ("trials", "epochs", "per_class", "shifts", "tau_curve", "virtual", "stages")
+
+
+class StudyRefused(ValueError):
+    """A study name that does not name a study folder inside the results folder."""
+
+
+def list_studies(root: Path) -> list[str]:
+    """Folders under ``root`` that hold a study (a trials table or an experiment file)."""
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and ((p / "trials").is_dir() or (p / "experiment.json").is_file()))
+
+
+def resolve(root: Path, name: str | None) -> Path:
+    """The study folder for a name coming from the browser; anything resolving outside ``root``
+    (``..``, absolute paths, links out) or not a study is refused."""
+    if not name or not isinstance(name, str) or "\x00" in name:
+        raise StudyRefused("no study chosen")
+    base = root.resolve()
+    path = (base / name).resolve()
+    if path.parent != base:
+        raise StudyRefused(f"refused study {name!r}: it is not a folder directly inside the results folder")
+    if name not in list_studies(root):
+        raise StudyRefused(f"no study {name!r} in {root}")
+    return path
+
+
+def _signature(path: Path) -> tuple:
+    sig = []
+    for t in TABLES + ("optuna.db",):
+        p = path / t
+        try:
+            if p.is_dir():
+                sig.append((t, tuple(sorted((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in p.iterdir()))))
+            elif p.is_file():
+                sig.append((t, p.stat().st_mtime_ns))
+        except FileNotFoundError:  # a file replaced while listing: the next refresh sees it
+            sig.append((t, "changing"))
+    return tuple(sig)
+
+
+_cache: dict[str, tuple[tuple, dict, list[str]]] = {}
+_lock = threading.Lock()
+
+
+def load(path: Path) -> tuple[dict, list[str]]:
+    """(tables, warnings) of a study; re-read only when one of its files changed."""
+    sig = _signature(path)
+    with _lock:
+        hit = _cache.get(str(path))
+        if hit and hit[0] == sig:
+            return hit[1], hit[2]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tables = R.load_study(str(path), TABLES)
+    notes = [str(w.message) for w in caught if "results file" in str(w.message)]
+    with _lock:
+        _cache[str(path)] = (sig, tables, notes)
+    return tables, notes
+
+
+def optuna_storage(path: Path) -> tuple[str, str] | None:
+    """(storage URL, study name) of the study's Optuna SQLite file, if it has one."""
+    db = path / "optuna.db"
+    if not db.is_file():
+        return None
+    import sqlite3
+
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:  # read-only: the dashboard never writes
+        row = con.execute("select study_name from studies limit 1").fetchone()
+    return (f"sqlite:///{db}", row[0]) if row else None
