@@ -488,7 +488,7 @@ def print_summary(study_dir: str) -> None:
     failed = [r for r in t.to_pylist() if r["status"] != "completed"]
     for r in failed:
         print(f"  {r['trial_id']} {r['status']}: {r['error'][:200]}")
-    print(f"\nLoad the tables: python -c \"from ltray.results import load_study; print(load_study('{study_dir}'))\"")
+    print(f"\nLook at them: python -m dashboard --results {os.path.dirname(study_dir) or '.'}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from ltray.core.metrics import per_class_accuracy
 from ltray.core.posthoc import pc_adjust, tau_curve
 from ltray.core.longtail import shifted_test_indices
 from ltray.data import DataConfig, load_data
+from ltray.evaluate import SHIFT_ADJUSTMENTS
 
 pytestmark = pytest.mark.ray
 TINY = ["train.epochs=2", "train.warmup_epochs=1", "search.num_samples=2", "methods=ce,balanced_softmax"]
@@ -30,7 +31,7 @@ def _sweep(ray_head, results, *sets, extra=()):
 def test_tiny_study_writes_every_table_and_values_match_the_logits(ray_head, tmp_path):
     r = _sweep(ray_head, tmp_path, "resources.num_workers=2", "resources.cpus_per_worker=0.5", extra=["--name", "tiny"])
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "epoch 2: val_bal_acc" in r.stdout and "load_study(" in r.stdout
+    assert "epoch 2: val_bal_acc" in r.stdout and "python -m dashboard --results" in r.stdout
     study = tmp_path / "tiny"
     for f in ("experiment.py", "experiment.json", "requirements.txt", "optuna.db"):
         assert (study / f).is_file(), f
@@ -72,7 +73,7 @@ def test_tiny_study_writes_every_table_and_values_match_the_logits(ray_head, tmp
                  and s["shift"] == "forward50" and s["adjustment"] == "pc_true"]
         assert shift[0]["accuracy"] == pytest.approx(float((pred == y["test"][idx]).mean()), abs=1e-6)
         assert len([e for e in tabs["epochs"].to_pylist() if e["trial_id"] == t["trial_id"]]) == 2
-    assert tabs["shifts"].num_rows == 2 * 11 * 4
+    assert tabs["shifts"].num_rows == 2 * 11 * len(SHIFT_ADJUSTMENTS)
     con = sqlite3.connect(study / "optuna.db")
     states = [s for (s,) in con.execute("select state from trials")]
     assert states == ["COMPLETE", "COMPLETE"]
