@@ -48,7 +48,7 @@ def pretrain_rotation(data: DataBundle, model: str, recipe: Recipe, seed: int = 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total, count = total + float(loss) * yr.numel(), count + yr.numel()
+            total, count = total + float(loss.detach()) * yr.numel(), count + yr.numel()
         history.append({"epoch": epoch, "rotation_loss": total / count})
         if log:
             log(f"rotation pre-training epoch {epoch + 1}/{recipe.epochs}: loss {total / count:.4f}")

@@ -75,9 +75,17 @@ def test_pick_a_study_and_see_its_graphs(server, browser, tmp_path):
     assert _traces(page, "shots") == 4  # many, medium, few, overall
     page.wait_for_function("() => document.querySelector('#shifts .js-plotly-plot').data.length === 9", timeout=30000)
     assert _traces(page, "shifts") == 9  # 3 methods x (none, PC true, PC EM)
-    assert page.locator("text=Warning: skipped unreadable results file").count() >= 1
+    # components render a moment after the graphs: wait for them rather than count at once
+    page.wait_for_selector("text=Warning: skipped unreadable results file", timeout=30000)
     assert "broken.parquet" in page.content()
-    assert page.locator("#trials td").count() > 0
+    page.wait_for_selector("#trials td", timeout=30000)
+    # live: a trial finishing while the page is open shows up at the next refresh
+    from fixtures_study import trial_row
+    from ltray import results as R
+
+    R.write_table(str(results / "fx"), "trials", "t9",
+                  R.table("trials", trial_row("t9", "lade", {"alpha": 0.1, "lam": 0.01}, 0, 0.7, 0.69)))
+    page.wait_for_selector("#trials td:has-text('t9')", timeout=30000)
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
     assert (tmp_path / "dashboard.png").stat().st_size > 10000
     page.close()

@@ -113,14 +113,17 @@ def test_resume_after_the_driver_is_killed_does_not_retrain_finished_trials(ray_
     assert complete == 3
 
 
-def test_submit_as_a_ray_job_to_a_real_head(ray_head, tmp_path):
+def test_submit_as_a_ray_job_to_a_real_head_with_repeats(ray_head, tmp_path):
     r = run_cli(["-m", "ltray.submit", "--address", ray_head["dashboard"], "experiments/quickstart.py",
-                 "--results", str(tmp_path), "--name", "job", "--set", *TINY, "search.num_samples=2"],
-                env=ray_head["env"], timeout=900)
+                 "--results", str(tmp_path), "--name", "job", "--set", *TINY, "search.num_samples=1", "methods=ce",
+                 "repeats=2"], env=ray_head["env"], timeout=900)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-3000:]
     assert "submitted job" in r.stdout and "SUCCEEDED" in r.stdout
-    trials = R.load_study(str(tmp_path / "job"))["trials"]
-    assert trials.num_rows == 2 and set(trials.column("status").to_pylist()) == {"completed"}
+    trials = R.load_study(str(tmp_path / "job"))["trials"].to_pylist()
+    assert len(trials) == 2 and {t["status"] for t in trials} == {"completed"}
+    # one configuration, two seeds: each repeat is its own row with its own seed
+    assert sorted((t["seed"], t["repeat"]) for t in trials) == [(0, 0), (1, 1)]
+    assert trials[0]["test_bal_acc"] != trials[1]["test_bal_acc"]
 
 
 def test_submit_refuses_bad_input_before_submitting(tmp_path):
