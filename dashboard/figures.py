@@ -11,6 +11,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ltray.core.longtail import shift_names
 from ltray.report import best_configurations, mean_ci
@@ -19,6 +20,15 @@ SHOTS = ("many", "medium", "few", "bal_acc")
 SHOT_LABELS = {"many": "many (>100)", "medium": "medium", "few": "few (<20)", "bal_acc": "overall"}
 SHIFT_ORDER = [n for n, _, _ in shift_names()]
 SHIFT_LINES = {"none": "no adjustment", "pc_true": "PC, true prior", "pc_em": "PC, EM-estimated prior"}
+
+
+def _rows(table: pa.Table, trial_ids, **equal) -> list[dict]:
+    """Rows of the given trials (and column == value filters), filtered in Arrow before any
+    Python objects are made: a study's tables reach millions of rows."""
+    mask = pc.is_in(table["trial_id"], value_set=pa.array(list(trial_ids), pa.string()))
+    for col, value in equal.items():
+        mask = pc.and_(mask, pc.equal(table[col], value))
+    return table.filter(mask).to_pylist()
 
 
 def _empty(title: str, note: str) -> go.Figure:
@@ -94,7 +104,7 @@ def shot_bars(trials: pa.Table) -> go.Figure:
 def per_class_info(per_class: pa.Table, trials: pa.Table, trial_ids: list[str], split: str = "test") -> list[dict]:
     """One entry per chosen trial: train counts and accuracy, raw and post-hoc adjusted."""
     names = {r["trial_id"]: r["method"] for r in trials.to_pylist()}
-    rows = [r for r in per_class.to_pylist() if r["split"] == split and r["trial_id"] in set(trial_ids)]
+    rows = _rows(per_class, trial_ids, split=split)
     out = []
     for tid in trial_ids:
         mine = sorted((r for r in rows if r["trial_id"] == tid), key=lambda r: r["class_id"])
@@ -127,7 +137,7 @@ def shifts_info(shifts: pa.Table, trials: pa.Table, adjustments=("none", "pc_tru
     best = best_configurations(trials)
     owner = {r["trial_id"]: m for m, rows in best.items() for r in rows}
     acc: dict[tuple, list] = {}
-    for s in shifts.to_pylist():
+    for s in _rows(shifts, owner):
         m = owner.get(s["trial_id"])
         if m is not None and s["adjustment"] in adjustments:
             acc.setdefault((m, s["adjustment"], s["shift"]), []).append(s["accuracy"])
@@ -157,7 +167,7 @@ def shifts(shifts_table: pa.Table, trials: pa.Table) -> go.Figure:
 # ---------------------------------------------------------------- tau curve
 def tau_curve_info(curves: pa.Table, trials: pa.Table, trial_id: str) -> dict:
     """Step lines of balanced accuracy against tau for validation and test, and tau*."""
-    rows = [r for r in curves.to_pylist() if r["trial_id"] == trial_id]
+    rows = _rows(curves, [trial_id])
     out = {"trial_id": trial_id, "splits": {}, "tau_star": None}
     for split in ("val", "test"):
         mine = sorted((r for r in rows if r["split"] == split), key=lambda r: r["tau_lo"])
@@ -191,7 +201,7 @@ def tau_curve(curves: pa.Table, trials: pa.Table, trial_id: str | None) -> go.Fi
 def virtual_info(virtual: pa.Table, trial_id: str) -> dict:
     """Normalised label distribution and the teacher's raw / tempered / power-normalised virtual
     example distributions of one DiVE trial, classes ordered by training count."""
-    rows = sorted((r for r in virtual.to_pylist() if r["trial_id"] == trial_id), key=lambda r: -r["train_count"])
+    rows = sorted(_rows(virtual, [trial_id]), key=lambda r: -r["train_count"])
     if not rows:
         return {}
     out = {"class_id": [r["class_id"] for r in rows]}

@@ -45,7 +45,7 @@ def trial_tables(*, study: str, trial_id: str, method: Method, hp: dict, seed: i
                  subset_hash: str, val_logits: np.ndarray, val_y: np.ndarray, test_logits: np.ndarray,
                  test_y: np.ndarray, train_counts: np.ndarray, history: list[dict], best_epoch: int,
                  wall_s: float, status: str = "completed", error: str = "", taunorm: dict | None = None,
-                 stage: str = "") -> dict[str, dict]:
+                 stage: str = "", resumed_at: int = 0) -> dict[str, dict]:
     """Columns of every table for one trial that produced logits (completed or stopped early)."""
     counts = np.asarray(train_counts)
     C = counts.size
@@ -118,7 +118,7 @@ def trial_tables(*, study: str, trial_id: str, method: Method, hp: dict, seed: i
         "test_few": ts["few"], "tau_star": tau, "val_bal_acc_posthoc": vba, "test_bal_acc_posthoc": tba,
         "test_bal_acc_posthoc1": float(np.nanmean(per_class_accuracy(logit_adjust(test_t, prior, 1.0).numpy(), test_y, C))),
         "test_many_posthoc": tsa["many"], "test_medium_posthoc": tsa["medium"], "test_few_posthoc": tsa["few"],
-        **_taunorm_cols(taunorm), "stage": stage, "wall_s": wall_s,
+        **_taunorm_cols(taunorm), "stage": stage, "resumed_at": resumed_at, "wall_s": wall_s,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions(),
     }
     trial = {k: (v if isinstance(v, list) else [v]) for k, v in trial.items()}
@@ -161,7 +161,7 @@ def failed_trial_row(*, study: str, trial_id: str, method: str, hp: dict, seed: 
            "epochs_run": epochs_run, "tau_star": nan, "val_bal_acc_posthoc": nan, "test_bal_acc_posthoc": nan,
            "test_bal_acc_posthoc1": nan,
            "test_many_posthoc": nan, "test_medium_posthoc": nan, "test_few_posthoc": nan, **_taunorm_cols(None),
-           "stage": "", "wall_s": wall_s,
+           "stage": "", "resumed_at": 0, "wall_s": wall_s,
            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions()}
     row.update({m: nan for m in TRIAL_METRICS})
     return {k: (v if isinstance(v, list) else [v]) for k, v in row.items()}

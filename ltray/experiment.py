@@ -107,6 +107,8 @@ class Experiment:
     """Seeds per configuration: seed, seed+1, ...; each repeat is its own trial row."""
     pretrain: str = ""
     """Self-supervised pre-training shared by every trial: "" (none) or "rotation" (SSP)."""
+    recipe_overrides: dict[str, float] = field(default_factory=dict)
+    """Per-method recipe changes: {"crt.lr": 0.01} (--set recipe_overrides.crt.lr=0.01)."""
 
 
 # ---------------------------------------------------------------- loading
@@ -205,15 +207,24 @@ def _check_types(obj, where: str = "") -> None:
         elif typing.get_origin(tp) is dict:
             if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
                 raise LtrayError(f"{name} must be a dict with string keys, got {v!r}")
-            for k, pair in v.items():
-                if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(_is(x, float) for x in pair):
-                    raise LtrayError(f"{name}[{k!r}] must be a (low, high) pair of numbers, got {pair!r}")
+            value_tp = typing.get_args(tp)[1]
+            for k, val in v.items():
+                if value_tp is float:
+                    if not _is(val, float) or not math.isfinite(val):
+                        raise LtrayError(f"{name}[{k!r}] must be a number, got {val!r}")
+                elif not isinstance(val, (tuple, list)) or len(val) != 2 or not all(_is(x, float) for x in val) \
+                        or not all(math.isfinite(x) for x in val):
+                    raise LtrayError(f"{name}[{k!r}] must be a (low, high) pair of numbers, got {val!r}")
         elif typing.get_origin(tp) is tuple:
             inner = typing.get_args(tp)[0]
             if not isinstance(v, (tuple, list)) or not all(_is(x, inner) for x in v):
                 raise LtrayError(f"{name} must be a tuple of {inner.__name__}, got {v!r}")
+            if inner is float and not all(math.isfinite(x) for x in v):
+                raise LtrayError(f"{name} must hold finite numbers, got {v!r}")
         elif not _is(v, tp):
             raise LtrayError(f"{name} must be a {tp.__name__}, got {v!r}")
+        elif tp is float and not math.isfinite(v):
+            raise LtrayError(f"{name} must be a finite number, got {v!r}")
 
 
 def _is(v, tp) -> bool:
@@ -275,6 +286,16 @@ def validate(exp: Experiment, cluster: dict | None = None, local_data: bool = Tr
         raise LtrayError(f"search.num_samples={s.num_samples} is fewer than the {len(exp.methods)} methods; "
                          "every method runs once at its defaults first")
     _check_ranges(exp)
+    for key, value in exp.recipe_overrides.items():
+        method, _, fname = key.partition(".")
+        if method not in exp.methods:
+            raise LtrayError(f"recipe_overrides[{key!r}]: {method!r} is not among methods {exp.methods}")
+        numeric = {f.name for f in fields(Recipe) if _hints(Recipe)[f.name] in (int, float)}
+        if fname not in numeric:
+            raise LtrayError(f"recipe_overrides[{key!r}]: the recipe has no numeric field {fname!r}; "
+                             f"choose from {', '.join(sorted(numeric))}")
+    for m in exp.methods:
+        method_recipe(exp, m).validate()
     if exp.pretrain not in ("", "rotation"):
         raise LtrayError(f"pretrain must be '' or 'rotation', got {exp.pretrain!r}")
     if exp.pretrain and exp.data.name in ("gaussian-lt", "list-file"):
@@ -358,6 +379,16 @@ def _check_ranges(exp: Experiment) -> None:
         if exp.search.search_defaults_first and not lo <= default <= hi:
             raise LtrayError(f"search.ranges[{key!r}] = ({lo}, {hi}) excludes the default {knob}={default}, which "
                              "runs first; widen the range or set search.search_defaults_first=false")
+
+
+def method_recipe(exp: Experiment, method: str) -> Recipe:
+    """The study's recipe with this method's ``recipe_overrides`` applied."""
+    changes = {}
+    for key, value in exp.recipe_overrides.items():
+        m, _, fname = key.partition(".")
+        if m == method:
+            changes[fname] = int(value) if _hints(Recipe)[fname] is int else float(value)
+    return replace(exp.train, **changes) if changes else exp.train
 
 
 # ---------------------------------------------------------------- help text

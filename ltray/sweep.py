@@ -26,7 +26,8 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from ltray import results as R
 from ltray.errors import LtrayError
-from ltray.experiment import (Experiment, apply_overrides, describe_fields, load_experiment, to_dict, validate)
+from ltray.experiment import (Experiment, apply_overrides, describe_fields, load_experiment, method_recipe, to_dict,
+                              validate)
 from ltray.methods import get_method
 
 # The Tune function that drives one trial only waits on its TorchTrainer: it reserves no CPU (so
@@ -160,8 +161,8 @@ def train_worker(cfg: dict) -> None:
             with ck.as_directory() as d:
                 resume = tempfile.mkdtemp(prefix="ltray-resume-")
                 shutil.copytree(d, resume, dirs_exist_ok=True)
-        res = fit(data, method, cfg["hp"], exp.model.name, exp.train, seed=cfg["seed"], device=device,
-                  report=report, resume_from=resume, teacher=teacher, init_backbone=init, freeze_backbone=freeze,
+        res = fit(data, method, cfg["hp"], exp.model.name, method_recipe(exp, method.name), seed=cfg["seed"],
+                  device=device, report=report, resume_from=resume, teacher=teacher, init_backbone=init, freeze_backbone=freeze,
                   checkpoint_every_s=exp.resources.checkpoint_every_s, report_every_s=exp.resources.report_every_s,
                   on_epoch=on_epoch)
     except TrainingDiverged as e:
@@ -177,7 +178,7 @@ def train_worker(cfg: dict) -> None:
         tabs = trial_tables(method=method, hp=cfg["hp"], val_logits=res.val_logits, val_y=res.val_labels,
                             test_logits=res.test_logits, test_y=res.test_labels, train_counts=res.train_counts,
                             history=res.history, best_epoch=res.best_epoch, wall_s=time.time() - t0,
-                            taunorm=res.taunorm, stage=stage, **common)
+                            taunorm=res.taunorm, stage=stage, resumed_at=res.start_epoch, **common)
         if teacher is not None:
             from ltray.evaluate import virtual_rows
             from ltray.train import predict
@@ -431,6 +432,8 @@ def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespa
     on_cluster = bool(a.address or os.environ.get("RAY_ADDRESS"))
     validate(exp, None if on_cluster else _local_resources())
     study_dir = os.path.join(a.results, exp.name)
+    if "://" not in a.results:
+        _check_writable(a.results)
     existing = R.finished_trials(study_dir) if os.path.isdir(study_dir) else {}
     if existing and not a.resume:
         raise LtrayError(f"{study_dir} already holds {len(existing)} trials; pass --resume to continue it or "
@@ -443,6 +446,25 @@ def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespa
             raise LtrayError(f"--resume: the experiment differs from the one {study_dir} was started with "
                              f"({saved}); resume with the same file and --set values")
     return exp, a, study_dir
+
+
+def _check_writable(results: str) -> None:
+    """Fail before Ray starts if results cannot be written there (read-only, no space, a file)."""
+    probe = os.path.join(results, f".ltray-write-probe-{os.getpid()}")
+    try:
+        os.makedirs(results, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise LtrayError(f"cannot write results under {results}: {e.strerror or e}. Fix the folder (permissions, "
+                         "free space) or pass --results elsewhere; a study stopped this way resumes with --resume") from None
+    finally:
+        try:
+            os.remove(probe)
+        except OSError:
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:

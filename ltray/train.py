@@ -62,6 +62,12 @@ class Recipe:
     """DataLoader workers for list-file datasets (in-memory data uses none)."""
     mixup_alpha: float = 0.0
     """mixup on top of any loss: Beta(alpha, alpha) mixing of image pairs and their labels (0 = off)."""
+    bf16: bool = False
+    """bf16 autocast for forward and loss (GPUs; off by default on CPU)."""
+    channels_last: bool = False
+    """channels_last memory format for model and batches (GPUs)."""
+    compile: bool = False
+    """torch.compile the model once per process (reused across the trial's epochs)."""
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -80,6 +86,14 @@ class Recipe:
             raise LtrayError(f"train.warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if self.mixup_alpha < 0:
             raise LtrayError(f"train.mixup_alpha must be >= 0, got {self.mixup_alpha}")
+        if not 0 <= self.momentum < 1:
+            raise LtrayError(f"train.momentum must be in [0, 1), got {self.momentum}")
+        if not self.weight_decay >= 0:
+            raise LtrayError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 < self.gamma <= 1:
+            raise LtrayError(f"train.gamma must be in (0, 1], got {self.gamma}")
+        if self.loader_workers < 0:
+            raise LtrayError(f"train.loader_workers must be >= 0, got {self.loader_workers}")
 
 
 def lr_at(recipe: Recipe, epoch: int) -> float:
@@ -111,6 +125,7 @@ class FitResult:
     metrics: dict
     state_dict: dict = field(repr=False, default_factory=dict)
     taunorm: dict = field(default_factory=dict)  # tau-normalised classifier results (linear heads)
+    start_epoch: int = 0  # > 0 when the run resumed from a checkpoint
 
 
 def _rank_world() -> tuple[int, int]:
@@ -223,9 +238,16 @@ def fit(
         opt.load_state_dict(ck["optimizer"])
         start, best_val, best_epoch = ck["epoch"] + 1, ck["best_val"], ck["best_epoch"]
         history, best_state = list(ck["history"]), ck["best_state"]
+    fmt = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    if recipe.channels_last:
+        net = net.to(memory_format=torch.channels_last)
     train_net = net
+    resumed_at = start
     if world > 1:
         train_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if recipe.compile:
+        train_net = torch.compile(train_net)  # compiled once; every epoch of this run reuses it
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.bf16)
     last_ckpt = last_report = time.monotonic()
     labels_np = data.train.y.numpy()
     local_bs = max(recipe.batch_size // world, 1)
@@ -253,19 +275,20 @@ def fit(
                 idx = torch.from_numpy(glob[rank::world]).to(device)
                 if idx.numel() == 0:
                     idx = torch.from_numpy(glob[:1]).to(device)  # keep DDP ranks in step
-                xb = to_float(augment_batch(x_dev[idx], aug, tgen), data.mean, data.std)
+                xb = to_float(augment_batch(x_dev[idx], aug, tgen), data.mean, data.std).contiguous(memory_format=fmt)
                 yb = y_dev[idx]
             else:
                 xb, yb = next(batches)
                 xb, yb = xb.to(device, non_blocking=True), yb.to(device)
-            if mix_alpha > 0:  # mixup: the loss of a mixed batch is the mix of the two labels' losses
-                lam = float(gen.beta(mix_alpha, mix_alpha))
-                perm = torch.randperm(yb.numel(), generator=tgen).to(device)
-                xb = lam * xb + (1 - lam) * xb[perm]
-                out = train_net(xb)
-                loss = lam * loss_fn(out, yb, epoch, xb) + (1 - lam) * loss_fn(out, yb[perm], epoch, xb)
-            else:
-                loss = loss_fn(train_net(xb), yb, epoch, xb)
+            with autocast:
+                if mix_alpha > 0:  # mixup: the loss of a mixed batch is the mix of the two labels' losses
+                    lam = float(gen.beta(mix_alpha, mix_alpha))
+                    perm = torch.randperm(yb.numel(), generator=tgen).to(device)
+                    xb = lam * xb + (1 - lam) * xb[perm]
+                    out = train_net(xb).float()
+                    loss = lam * loss_fn(out, yb, epoch, xb) + (1 - lam) * loss_fn(out, yb[perm], epoch, xb)
+                else:
+                    loss = loss_fn(train_net(xb).float(), yb, epoch, xb)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step} (lr {lr:g})")
             opt.zero_grad(set_to_none=True)
@@ -308,7 +331,7 @@ def fit(
     taunorm = tau_normalized_results(net, data, device, counts_np, recipe.loader_workers) \
         if isinstance(net.head, torch.nn.Linear) else {}
     return FitResult(val_logits, val_y, test_logits, test_y, counts_np, best_epoch, history, metrics,
-                     {k: v.cpu() for k, v in net.state_dict().items()}, taunorm)
+                     {k: v.cpu() for k, v in net.state_dict().items()}, taunorm, resumed_at)
 
 
 TAUNORM_GRID = np.round(np.linspace(0.0, 2.0, 21), 10)  # tau in [0, 2], Kang et al.

@@ -134,3 +134,66 @@ def test_submit_refuses_bad_input_before_submitting(tmp_path):
     outside.write_text((ROOT / "experiments" / "quickstart.py").read_text())
     r = run_cli(["-m", "ltray.submit", "--address", "http://127.0.0.1:9", str(outside)])
     assert r.returncode == 2 and "outside the project" in r.stderr
+
+
+def test_a_diverging_trial_is_recorded_as_failed_and_the_others_finish(ray_head, tmp_path):
+    r = _sweep(ray_head, tmp_path, "recipe_overrides.ce.lr=1e30", "train.warmup_epochs=0",
+               "resources.max_concurrent_trials=2", extra=["--name", "nan"])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    trials = {t["method"]: t for t in R.load_study(str(tmp_path / "nan"))["trials"].to_pylist()}
+    assert trials["ce"]["status"] == "failed" and "TrainingDiverged: loss became nan" in trials["ce"]["error"]
+    assert trials["balanced_softmax"]["status"] == "completed"
+    assert "FAILED" in r.stdout and "failed: TrainingDiverged" in r.stdout
+    con = sqlite3.connect(tmp_path / "nan" / "optuna.db")
+    assert sorted(s for (s,) in con.execute("select state from trials")) == ["COMPLETE", "FAIL"]
+
+
+def test_a_killed_train_worker_resumes_from_its_last_checkpoint(ray_head, tmp_path):
+    import torch
+
+    from ltray.experiment import apply_overrides, load_experiment
+    from ltray.train import fit
+
+    sets = ["methods=ce", "search.num_samples=1", "train.epochs=8", "train.warmup_epochs=1",
+            "resources.checkpoint_every_s=0", "resources.report_every_s=0", "resources.max_failures=1"]
+    args = [sys.executable, "-m", "ltray.sweep", "experiments/quickstart.py", "--address", ray_head["address"],
+            "--results", str(tmp_path), "--name", "kill", "--set", *sets]
+    proc = subprocess.Popen(args, cwd=ROOT, env=ray_head["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    epochs_dir, killed, deadline = tmp_path / "kill" / "epochs", [], time.time() + 400
+    while not killed:
+        assert proc.poll() is None and time.time() < deadline, "trial ended before a worker could be killed"
+        files = list(epochs_dir.glob("*.parquet")) if epochs_dir.is_dir() else []
+        if files and pq.read_table(files[0]).num_rows >= 3:
+            pids = subprocess.run(["pgrep", "-f", "RayTrainWorker"], capture_output=True, text=True).stdout.split()
+            for pid in pids:
+                os.kill(int(pid), signal.SIGKILL)  # the DDP worker process dies mid-trial
+            killed = pids
+        time.sleep(0.2)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-4000:]
+    tabs = R.load_study(str(tmp_path / "kill"))
+    (trial,) = tabs["trials"].to_pylist()
+    assert trial["status"] == "completed"
+    assert trial["resumed_at"] >= 3  # from its last epoch checkpoint, not from epoch 0
+    assert sorted(e["epoch"] for e in tabs["epochs"].to_pylist()) == list(range(8))
+    # the same trial without the kill, here: same seed, data order and augmentation, one thread
+    # as in the worker; a resumed run is bit-for-bit the same up to float summation order, so
+    # the test accuracy may differ by at most one of the 400 test images
+    exp = apply_overrides(load_experiment(ROOT / "experiments" / "quickstart.py"), sets)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ref = fit(load_data(exp.data), "ce", None, exp.model.name, exp.train, seed=0)
+    finally:
+        torch.set_num_threads(threads)
+    assert abs(trial["test_bal_acc"] - ref.metrics["test_bal_acc"]) <= 1 / 400 + 1e-12
+
+
+def test_an_unwritable_results_folder_is_refused_before_ray_starts(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("a file, not a folder")
+    for results in ("/proc/ltray-results", str(blocker / "results")):
+        r = run_cli(["-m", "ltray.sweep", "experiments/quickstart.py", "--results", results])
+        assert r.returncode == 2 and "cannot write results under" in r.stderr and "--resume" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
