@@ -79,6 +79,18 @@ def main():
           f"{torch.get_num_threads()}, options {opts}", flush=True)
     ours = ltray_images_per_s(x, y, a.steps, a.batch, a.device, **opts)
     print(f"ltray fit (uint8 tensor on device, batched augmentation): {ours:8.0f} img/s", flush=True)
+    # how much of a step the data path is: sample by index, crop + flip, normalise
+    from ltray.data import augment_batch, to_float
+
+    xt, g = torch.from_numpy(x).to(a.device), torch.Generator().manual_seed(0)
+    t0 = time.perf_counter()
+    for _ in range(50):
+        idx = torch.randint(0, len(y), (a.batch,), generator=g).to(a.device)
+        to_float(augment_batch(xt[idx], "crop_flip", g), CIFAR_MEAN, CIFAR_STD)
+    data_ms = (time.perf_counter() - t0) / 50 * 1000
+    step_ms = a.batch / ours * 1000
+    print(f"  its data path: {data_ms:.1f} ms of a {step_ms:.0f} ms step ({data_ms / step_ms:.1%}); the rest is "
+          "the model's forward and backward, the same in both loops", flush=True)
     for workers in (2, 0):
         ref = reference_images_per_s(x, y, a.steps, a.batch, a.device, workers)
         print(f"reference DataLoader + PIL, num_workers={workers}:           {ref:8.0f} img/s   "
