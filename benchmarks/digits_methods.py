@@ -9,7 +9,6 @@ import argparse
 import tempfile
 import time
 
-import numpy as np
 
 from ltray.data import DataConfig, load_data
 from ltray.evaluate import trial_tables

@@ -105,34 +105,23 @@ def create_app(results: str | Path) -> dash.Dash:
                 [{"label": d, "value": d} for d in dive], search.get("history", empty), search.get("importance", empty),
                 search.get("parallel", empty), search.get("pareto", F._empty("Pareto front", "one objective")), name)
 
-    @app.callback(Output("per-class", "figure"), Input("pc-trials", "value"), Input("pc-trials", "options"),
-                  State("current", "data"))
-    def per_class(chosen, options, name):
-        try:
-            tables, _ = load(resolve(root, name))
-        except StudyRefused:
-            return F._empty("Per-class accuracy", "")
-        chosen = chosen or [o["value"] for o in (options or [])[:2]]
-        return F.per_class(tables["per_class"], tables["trials"], chosen)
+    def chosen_graph(graph: str, picker: str, draw, multi: bool) -> None:
+        """A graph drawn from the trial(s) picked above it; the first trial(s) until one is picked."""
 
-    @app.callback(Output("tau", "figure"), Input("tau-trial", "value"), Input("tau-trial", "options"),
-                  State("current", "data"))
-    def tau(chosen, options, name):
-        try:
-            tables, _ = load(resolve(root, name))
-        except StudyRefused:
-            return F._empty("Post-hoc tau curve", "")
-        chosen = chosen or ((options or [{}])[0].get("value") if options else None)
-        return F.tau_curve(tables["tau_curve"], tables["trials"], chosen)
+        @app.callback(Output(graph, "figure"), Input(picker, "value"), Input(picker, "options"),
+                      State("current", "data"))
+        def update(chosen, options, name):
+            try:
+                tables, _ = load(resolve(root, name))
+            except StudyRefused:
+                return F._empty("", "")
+            values = [o["value"] for o in (options or [])]
+            if not chosen:
+                chosen = values[:2] if multi else (values[0] if values else None)
+            return draw(tables, chosen)
 
-    @app.callback(Output("virtual", "figure"), Input("ve-trial", "value"), Input("ve-trial", "options"),
-                  State("current", "data"))
-    def virtual(chosen, options, name):
-        try:
-            tables, _ = load(resolve(root, name))
-        except StudyRefused:
-            return F._empty("DiVE virtual example distribution", "")
-        chosen = chosen or ((options or [{}])[0].get("value") if options else None)
-        return F.virtual(tables["virtual"], chosen)
+    chosen_graph("per-class", "pc-trials", lambda t, c: F.per_class(t["per_class"], t["trials"], c), multi=True)
+    chosen_graph("tau", "tau-trial", lambda t, c: F.tau_curve(t["tau_curve"], t["trials"], c), multi=False)
+    chosen_graph("virtual", "ve-trial", lambda t, c: F.virtual(t["virtual"], c), multi=False)
 
     return app

@@ -4,7 +4,6 @@ warnings shown on the page."""
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from pathlib import Path

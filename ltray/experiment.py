@@ -10,8 +10,6 @@ import dataclasses
 import importlib.util
 import math
 import os
-import sys
-import types
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -69,8 +67,6 @@ class Resources:
     """Times a failed worker group is restarted from the last checkpoint."""
     checkpoint_every_s: float = 20.0
     """Seconds between epoch checkpoints (at most one per epoch; always the last; 0 = every epoch)."""
-    report_every_s: float = 2.0
-    """Seconds between metric reports to Ray (Train drains one per ~2 s poll; every epoch is still stored)."""
 
 
 @dataclass(frozen=True)
@@ -308,8 +304,8 @@ def validate(exp: Experiment, cluster: dict | None = None, local_data: bool = Tr
         raise LtrayError(f"resources.num_workers must be >= 1, got {r.num_workers}")
     if not r.cpus_per_worker > 0 or r.gpus_per_worker < 0:
         raise LtrayError("resources.cpus_per_worker must be > 0 and gpus_per_worker >= 0")
-    if r.max_concurrent_trials < 0 or r.max_failures < 0 or r.checkpoint_every_s < 0 or r.report_every_s < 0:
-        raise LtrayError("resources.max_concurrent_trials, max_failures, checkpoint_every_s and report_every_s must be >= 0")
+    if r.max_concurrent_trials < 0 or r.max_failures < 0 or r.checkpoint_every_s < 0:
+        raise LtrayError("resources.max_concurrent_trials, max_failures and checkpoint_every_s must be >= 0")
     if exp.repeats < 1:
         raise LtrayError(f"repeats must be >= 1, got {exp.repeats}")
     if not exp.posthoc.tau_max > 0:

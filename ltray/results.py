@@ -7,7 +7,6 @@ The study folder may be local or a URI pyarrow understands (``s3://...``, ``gs:/
 
 from __future__ import annotations
 
-import math
 import uuid
 import warnings
 
@@ -145,19 +144,6 @@ def finished_trials(path: str) -> dict[str, str]:
     except LtrayError:
         return {}
     return dict(zip(t.column("trial_id").to_pylist(), t.column("status").to_pylist()))
-
-
-def summarize_methods(trials: pa.Table, metric: str = "test_bal_acc") -> list[dict]:
-    """Mean, std and 95% CI (t-distribution) of ``metric`` per method over completed trials."""
-    rows = [r for r in trials.to_pylist() if r["status"] == "completed" and r[metric] is not None]
-    out = []
-    for method in sorted({r["method"] for r in rows}):
-        v = np.array([r[metric] for r in rows if r["method"] == method], dtype=np.float64)
-        std = float(v.std(ddof=1)) if v.size > 1 else float("nan")
-        half = _t975(v.size - 1) * std / math.sqrt(v.size) if v.size > 1 else float("nan")
-        out.append({"method": method, "n": int(v.size), "mean": float(v.mean()), "std": std, "ci95": half,
-                    "best": float(v.max())})
-    return out
 
 
 def _t975(dof: int) -> float:

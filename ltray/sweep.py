@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
@@ -163,8 +162,7 @@ def train_worker(cfg: dict) -> None:
                 shutil.copytree(d, resume, dirs_exist_ok=True)
         res = fit(data, method, cfg["hp"], exp.model.name, method_recipe(exp, method.name), seed=cfg["seed"],
                   device=device, report=report, resume_from=resume, teacher=teacher, init_backbone=init, freeze_backbone=freeze,
-                  checkpoint_every_s=exp.resources.checkpoint_every_s, report_every_s=exp.resources.report_every_s,
-                  on_epoch=on_epoch)
+                  checkpoint_every_s=exp.resources.checkpoint_every_s, on_epoch=on_epoch)
     except TrainingDiverged as e:
         if rank == 0:
             row = failed_trial_row(method=method.name, hp=cfg["hp"], status="failed", error=f"TrainingDiverged: {e}",

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import run_cli
 from ltray.errors import LtrayError
-from ltray.experiment import Experiment, apply_overrides, describe_fields, load_experiment, validate
+from ltray.experiment import describe_fields, load_experiment, validate
 from ltray.sweep import Space, default_points, prepare, split_config
 
 QUICK = "experiments/quickstart.py"

@@ -2,7 +2,6 @@
 beat CE on test balanced accuracy, PC softmax with the true target prior beats no adjustment on
 forward-50 and backward-50, and EM estimates the forward-50 prior within 0.1 L1."""
 
-import numpy as np
 import pytest
 
 from ltray import results as R

@@ -46,3 +46,22 @@ def test_dive_student_trains_from_the_teacher(tmp_path):
     teacher, _ = get_teacher(str(tmp_path), EXP, data, "balanced_softmax", 0, "cpu", "t")
     res = fit(data, "dive", {"tau": 3.0, "power": 0.5, "a": 0.5}, recipe=EXP.train, teacher=teacher)
     assert res.test_logits.shape == (400, 10) and all(torch.isfinite(torch.tensor(h["train_loss"])) for h in res.history)
+
+
+def test_rotation_pretraining_is_one_stage_that_every_trial_starts_from(tmp_path):
+    import dataclasses
+
+    from ltray.models import build_model
+
+    exp = dataclasses.replace(EXP, pretrain="rotation", train=Recipe(epochs=1, warmup_epochs=0))
+    data = load_data(exp.data)
+    a = get_pretrained(str(tmp_path), exp, data, 0, "cpu", "trial0")
+    b = get_pretrained(str(tmp_path), exp, data, 0, "cpu", "trial1")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    stages = R.load_study(str(tmp_path), ("stages",))["stages"].to_pylist()
+    assert [(s["kind"], s["trained_by"]) for s in stages] == [("rotation", "trial0")]
+    net = build_model("cnn-small", 10, 1)
+    fresh = {k: v.clone() for k, v in net.backbone.state_dict().items()}
+    net.backbone.load_state_dict(a)
+    assert any(not torch.equal(fresh[k], a[k]) for k in a if a[k].is_floating_point())  # it learned something
+    assert get_pretrained(str(tmp_path), EXP, data, 0, "cpu", "t") is None  # no pre-training asked
