@@ -89,6 +89,14 @@ class DataBundle:
     def in_memory(self) -> bool:
         return self.train.x is not None
 
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """(image channels, flat input size) for ``build_model``; file lists are RGB images."""
+        if not self.in_memory:
+            return 3, 0
+        x = self.train.x
+        return (x.shape[1] if x.ndim == 4 else 3), int(np.prod(x.shape[1:]))
+
 
 def subset_hash(name: str, *index_arrays) -> str:
     """A short content hash of the chosen indices: results carry it to prove which subset."""

@@ -52,12 +52,6 @@ def _stage(study_dir: str, key: str, kind: str, method: str, exp, seed: int, sub
         return load_checkpoint(folder)["best_state"]
 
 
-def _in_shape(data: DataBundle) -> tuple[int, int]:
-    in_ch = data.train.x.shape[1] if data.in_memory and data.train.x.ndim == 4 else 3
-    in_dim = int(torch.tensor(data.train.x.shape[1:]).prod()) if data.in_memory else 0
-    return in_ch, in_dim
-
-
 def get_pretrained(study_dir: str, exp, data: DataBundle, seed: int, device, trial_id: str) -> dict | None:
     """The study's pre-trained backbone state (``exp.pretrain``), or None without pre-training."""
     if not exp.pretrain:
@@ -74,7 +68,8 @@ def get_pretrained(study_dir: str, exp, data: DataBundle, seed: int, device, tri
 
 def get_trained(study_dir: str, exp, data: DataBundle, method: str, seed: int, device, trial_id: str
                 ) -> tuple[torch.nn.Module, str]:
-    """A model trained with ``method`` once per study (from the pre-trained backbone if any)."""
+    """A model trained with ``method`` once per study (from the pre-trained backbone if any):
+    DiVE's teacher, cRT's backbone."""
     m = get_method(method)
     key = stage_key("model", method, exp, seed)
 
@@ -85,15 +80,10 @@ def get_trained(study_dir: str, exp, data: DataBundle, method: str, seed: int, d
         return res.state_dict, res.history, res.metrics["val_bal_acc"], res.metrics["test_bal_acc"]
 
     state = _stage(study_dir, key, "model", method, exp, seed, data.subset_hash, trial_id, train)
-    net = build_model(exp.model.name, data.num_classes, *_in_shape(data)[:1], head=m.head, in_dim=_in_shape(data)[1])
+    in_ch, in_dim = data.input_shape
+    net = build_model(exp.model.name, data.num_classes, in_ch, head=m.head, in_dim=in_dim)
     net.load_state_dict(state)
     return net.to(device).eval(), key
-
-
-def get_teacher(study_dir: str, exp, data: DataBundle, method: str, seed: int, device, trial_id: str, log=None
-                ) -> tuple[torch.nn.Module, str]:
-    """DiVE's teacher: the study's trained ``method`` model."""
-    return get_trained(study_dir, exp, data, method, seed, device, trial_id)
 
 
 def backbone_state(net: torch.nn.Module) -> dict:

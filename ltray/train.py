@@ -214,8 +214,7 @@ def fit(
     if (counts_np == 0).any():
         raise LtrayError(f"{data.name}: classes {np.flatnonzero(counts_np == 0).tolist()} have no training image")
     counts = torch.as_tensor(counts_np, dtype=torch.float32, device=device)
-    in_ch = data.train.x.shape[1] if data.in_memory and data.train.x.ndim == 4 else 3
-    in_dim = int(np.prod(data.train.x.shape[1:])) if data.in_memory else 0
+    in_ch, in_dim = data.input_shape
     net = build_model(model, data.num_classes, in_ch, m.head, in_dim).to(device)
     if init_backbone is not None:
         net.backbone.load_state_dict(init_backbone)
@@ -223,7 +222,7 @@ def fit(
         for p in net.backbone.parameters():
             p.requires_grad_(False)
     if m.teacher and teacher is None:
-        raise LtrayError(f"method {m.name} needs a trained {m.teacher} teacher (ltray.stages.get_teacher)")
+        raise LtrayError(f"method {m.name} needs a trained {m.teacher} teacher (ltray.stages.get_trained)")
     loss_fn = m.make_loss(counts, recipe.epochs, hp, teacher.to(device) if teacher is not None else None)
     scale = m.logit_scale(hp)
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=recipe.lr, momentum=recipe.momentum,

@@ -7,7 +7,7 @@ import torch
 from ltray import results as R
 from ltray.data import load_data
 from ltray.experiment import Experiment
-from ltray.stages import get_pretrained, get_teacher, stage_key
+from ltray.stages import get_pretrained, get_trained, stage_key
 from ltray.train import Recipe, fit
 
 EXP = Experiment(name="s", train=Recipe(epochs=2, warmup_epochs=1))
@@ -15,7 +15,7 @@ EXP = Experiment(name="s", train=Recipe(epochs=2, warmup_epochs=1))
 
 def _worker(study_dir, trial_id, q):
     data = load_data(EXP.data)
-    net, key = get_teacher(study_dir, EXP, data, "balanced_softmax", 0, "cpu", trial_id)
+    net, key = get_trained(study_dir, EXP, data, "balanced_softmax", 0, "cpu", trial_id)
     q.put((key, sum(float(p.sum()) for p in net.parameters())))
 
 
@@ -43,7 +43,7 @@ def test_stage_key_depends_on_content():
 
 def test_dive_student_trains_from_the_teacher(tmp_path):
     data = load_data(EXP.data)
-    teacher, _ = get_teacher(str(tmp_path), EXP, data, "balanced_softmax", 0, "cpu", "t")
+    teacher, _ = get_trained(str(tmp_path), EXP, data, "balanced_softmax", 0, "cpu", "t")
     res = fit(data, "dive", {"tau": 3.0, "power": 0.5, "a": 0.5}, recipe=EXP.train, teacher=teacher)
     assert res.test_logits.shape == (400, 10) and all(torch.isfinite(torch.tensor(h["train_loss"])) for h in res.history)
 
