@@ -67,6 +67,8 @@ class Resources:
     """Times a failed worker group is restarted from the last checkpoint."""
     checkpoint_every_s: float = 20.0
     """Seconds between epoch checkpoints (at most one per epoch; always the last; 0 = every epoch)."""
+    report_every_s: float = 2.0
+    """Seconds between results sent to Tune (ASHA decides on these; 0 = every epoch)."""
 
 
 @dataclass(frozen=True)
@@ -304,8 +306,9 @@ def validate(exp: Experiment, cluster: dict | None = None, local_data: bool = Tr
         raise LtrayError(f"resources.num_workers must be >= 1, got {r.num_workers}")
     if not r.cpus_per_worker > 0 or r.gpus_per_worker < 0:
         raise LtrayError("resources.cpus_per_worker must be > 0 and gpus_per_worker >= 0")
-    if r.max_concurrent_trials < 0 or r.max_failures < 0 or r.checkpoint_every_s < 0:
-        raise LtrayError("resources.max_concurrent_trials, max_failures and checkpoint_every_s must be >= 0")
+    if min(r.max_concurrent_trials, r.max_failures, r.checkpoint_every_s, r.report_every_s) < 0:
+        raise LtrayError("resources.max_concurrent_trials, max_failures, checkpoint_every_s and report_every_s "
+                         "must be >= 0")
     if exp.repeats < 1:
         raise LtrayError(f"repeats must be >= 1, got {exp.repeats}")
     if not exp.posthoc.tau_max > 0:

@@ -186,6 +186,7 @@ def fit(
     init_backbone: dict | None = None,
     freeze_backbone: bool = False,
     checkpoint_every_s: float = 0.0,
+    report_every_s: float = 0.0,
     on_epoch: Callable[[list[dict]], None] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data`` with ``method``'s loss; select the best epoch on validation.
@@ -194,7 +195,9 @@ def fit(
     passes a folder holding ``state.pt`` (resumable with ``resume_from``), other DDP ranks None.
     With ``checkpoint_every_s > 0`` an epoch carries a checkpoint only when that many seconds
     have passed since the last one (and always the last epoch): tiny epochs then do not pay
-    a checkpoint upload each (under Ray, persisting a checkpoint cost ~1.9 s an epoch here).
+    a checkpoint upload each. With ``report_every_s > 0`` only epochs that many seconds apart
+    (and every checkpoint epoch) are reported: under Ray Train each report can wait for the
+    controller's next poll, so reporting 0.1 s epochs one by one would double a trial.
     ``on_epoch(history)`` sees every epoch (rank 0), with the whole history so far.
     Inside torch.distributed, the model is wrapped in DDP and each rank trains on its shard of
     every global batch (``distributed=False`` trains alone, e.g. a shared teacher stage).
@@ -244,7 +247,7 @@ def fit(
     if recipe.compile:
         train_net = torch.compile(train_net)  # compiled once; every epoch of this run reuses it
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.bf16)
-    last_ckpt = time.monotonic()
+    last_ckpt = last_report = time.monotonic()
     labels_np = data.train.y.numpy()
     local_bs = max(recipe.batch_size // world, 1)
     x_dev = data.train.x.to(device) if data.in_memory else None
@@ -309,14 +312,19 @@ def fit(
             log(f"epoch {epoch + 1:>3}/{recipe.epochs}  loss {row['train_loss']:.4f}  lr {lr:.4g}  "
                 f"val bal-acc {val['bal_acc']:.4f}  {row['images_per_s']:.0f} img/s")
         if report is not None:
-            due = time.monotonic() - last_ckpt >= checkpoint_every_s or epoch == recipe.epochs - 1
+            now = time.monotonic()
+            due = now - last_ckpt >= checkpoint_every_s or epoch == recipe.epochs - 1
+            flags = [due, due or now - last_report >= report_every_s]
             if world > 1:  # every rank must agree, or DDP ranks would report differently
-                flag = torch.tensor([float(due)], device=device if device.type == "cuda" else "cpu")
+                flag = torch.tensor([float(f) for f in flags], device=device if device.type == "cuda" else "cpu")
                 dist.broadcast(flag, 0)
-                due = bool(flag.item())
-            _report_epoch(report, row, rank, net, opt, epoch, best_val, best_epoch, history, best_state, due)
+                flags = [bool(f) for f in flag.tolist()]
+            due, send = flags
+            if send:
+                _report_epoch(report, row, rank, net, opt, epoch, best_val, best_epoch, history, best_state, due)
+                last_report = now
             if due:
-                last_ckpt = time.monotonic()
+                last_ckpt = now
 
     net.load_state_dict(best_state)
     val_logits = predict(net, data, "val", device, workers=recipe.loader_workers) * scale

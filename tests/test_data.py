@@ -6,7 +6,7 @@ import torch
 
 from helpers import make_fake_cifar, make_list_dataset
 from ltray.core.longtail import lt_counts
-from ltray.data import (DataConfig, augment_batch, gaussian_bayes_balanced_error, load_data)
+from ltray.data import (DataConfig, augment_batch, digits_arrays, gaussian_bayes_balanced_error, load_data)
 from ltray.errors import LtrayError
 
 
@@ -21,6 +21,16 @@ def test_digits_lt_splits():
     d2 = load_data(DataConfig(name="digits-lt", rho=100, subset_seed=1))
     assert d.subset_hash != d2.subset_hash
     assert d.subset_hash == load_data(DataConfig(name="digits-lt", rho=100)).subset_hash
+
+
+def test_digits_read_from_the_csv_equal_scikit_learns_loader():
+    from sklearn.datasets import load_digits
+
+    images, labels = digits_arrays()
+    ref = load_digits()
+    assert images.shape == (1797, 8, 8)
+    np.testing.assert_array_equal(images, ref.images)
+    np.testing.assert_array_equal(labels, ref.target)
 
 
 def test_digits_splits_are_disjoint():

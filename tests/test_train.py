@@ -54,6 +54,18 @@ def test_report_each_epoch_and_resume_is_exact(digits, tmp_path):
     np.testing.assert_allclose(resumed.test_logits, full.test_logits, rtol=1e-4, atol=1e-4)
 
 
+def test_reports_and_checkpoints_are_spaced_in_time(digits, monkeypatch):
+    """report_every_s / checkpoint_every_s on a fake clock: 1 s an epoch, reports >= 2 s apart,
+    checkpoints >= 3 s apart, and the last epoch always reported with a checkpoint."""
+    clock = iter(range(10**6))
+    monkeypatch.setattr("ltray.train.time.monotonic", lambda: float(next(clock)))
+    seen = []
+    fit(digits, "ce", model="linear", recipe=Recipe(epochs=7, batch_size=256, lr=0.05, warmup_epochs=0), seed=0,
+        report=lambda m, c: seen.append((m["epoch"], c is not None)), report_every_s=2, checkpoint_every_s=3)
+    # the clock reads 0 at the start and once per epoch after: epoch e ends at time e + 1
+    assert seen == [(1, False), (2, True), (4, False), (5, True), (6, True)]
+
+
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_a_checkpoint_with_a_payload_is_refused(tmp_path):
     marker = tmp_path / "pwned"
