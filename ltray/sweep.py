@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import hashlib
 import json
 import math
@@ -114,6 +115,14 @@ def split_config(config: dict) -> tuple[str, dict]:
 def train_worker(cfg: dict) -> None:
     """Ray Train per-worker loop: ``fit`` with Ray's report; rank 0 writes the trial's tables."""
     import ray.train
+
+    ctx = ray.train.get_context()
+    run_fit(cfg, ray.train, ctx.get_world_rank(), ctx.get_local_rank())
+
+
+def run_fit(cfg: dict, api, rank: int, local_rank: int) -> None:
+    """One trial's ``fit`` and its tables. ``api`` is ``ray.train`` in a Train worker or
+    ``ray.tune`` in an in-process trial: both give get_checkpoint, report and Checkpoint."""
     import torch
 
     from ltray.data import load_data
@@ -121,12 +130,10 @@ def train_worker(cfg: dict) -> None:
     from ltray.train import TrainingDiverged, fit
 
     exp: Experiment = cfg["experiment"]
-    ctx = ray.train.get_context()
-    rank = ctx.get_world_rank()
     torch.set_num_threads(max(1, int(exp.resources.cpus_per_worker)))
     device = "cpu"
     if exp.resources.gpus_per_worker > 0 and torch.cuda.is_available():
-        device = f"cuda:{ctx.get_local_rank() % torch.cuda.device_count()}"
+        device = f"cuda:{local_rank % torch.cuda.device_count()}"
     data = load_data(exp.data)
     method = get_method(cfg["method"])
     study, trial_id, study_dir = exp.name, cfg["trial_id"], cfg["study_dir"]
@@ -138,8 +145,8 @@ def train_worker(cfg: dict) -> None:
     def report(metrics: dict, ckpt_dir: str | None) -> None:
         if rank == 0:  # the curve up to what Tune has seen: a trial ASHA stops keeps all of it
             R.write_table(study_dir, "epochs", trial_id, R.table("epochs", epoch_rows(study, trial_id, history)))
-        ck = ray.train.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
-        ray.train.report({**metrics, "trial_epoch": metrics["epoch"] + 1}, checkpoint=ck)
+        ck = api.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
+        api.report({**metrics, "trial_epoch": metrics["epoch"] + 1}, checkpoint=ck)
 
     from ltray.stages import backbone_state, get_pretrained, get_trained
 
@@ -152,7 +159,7 @@ def train_worker(cfg: dict) -> None:
     elif exp.pretrain:
         init = get_pretrained(study_dir, exp, data, cfg["seed"], device, trial_id)
     resume = None
-    ck = ray.train.get_checkpoint()
+    ck = api.get_checkpoint()
     t0 = time.time()
     common = dict(study=study, trial_id=trial_id, seed=cfg["seed"], repeat=cfg["repeat"], exp=exp,
                   subset_hash=data.subset_hash)
@@ -200,13 +207,16 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
 
     trial_id = tune.get_context().get_trial_id()
     method, hp = split_config(config)
+    _check_space(study_dir, exp.resources.min_free_mb)
+    if R.finished_trials(study_dir).get(trial_id) == "failed":  # a retry of a recorded failure: no retraining
+        raise RuntimeError(f"trial {trial_id} failed: see its row in the trials table")
     done = _stored_result(study_dir, trial_id)
     if done is not None:  # finished before an interruption: report its stored result, never retrain
         tune.report(done)
         return
     repeat = int(config.get("__trial_index__", 0))
     seed = exp.seed + repeat
-    original = _claim(study_dir, method, hp, seed, trial_id)
+    original = _claim(study_dir, method, hp, seed, repeat, trial_id)
     if original != trial_id:  # TPE re-picked a configuration already trained: same result, no training
         result = _wait_for(study_dir, original)
         row = R.load_study(study_dir, ("trials",))["trials"]
@@ -216,10 +226,21 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
         tune.report(result)
         return
     r = exp.resources
+    cfg = {"experiment": exp, "method": method, "hp": hp, "seed": seed, "repeat": repeat, "trial_id": trial_id,
+           "study_dir": study_dir}
+    t0 = time.time()
+    if r.in_process:
+        try:
+            run_fit(cfg, tune, 0, 0)
+        except Exception as e:  # a Python error repeats on retry; a killed process never gets here
+            _record_failure(exp, study_dir, trial_id, method, hp, seed, repeat, e, time.time() - t0)
+            raise
+        _check_finished(study_dir, trial_id)
+        return
+    _drop_damaged_train_state(os.path.join(study_dir, "ray", f"train-{trial_id}"))
     trainer = TorchTrainer(
         train_worker,
-        train_loop_config={"experiment": exp, "method": method, "hp": hp, "seed": seed, "repeat": repeat,
-                           "trial_id": trial_id, "study_dir": study_dir},
+        train_loop_config=cfg,
         scaling_config=ray.train.ScalingConfig(
             num_workers=r.num_workers, use_gpu=r.gpus_per_worker > 0,
             resources_per_worker={"CPU": r.cpus_per_worker, **({"GPU": r.gpus_per_worker} if r.gpus_per_worker else {})}),
@@ -229,13 +250,50 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=[TuneReportCallback()]),
     )
-    t0 = time.time()
     try:
         trainer.fit()
     except Exception as e:
-        row = _failed(exp, trial_id, method, hp, seed, repeat, f"{type(e).__name__}: {e}", time.time() - t0)
-        R.write_table(study_dir, "trials", trial_id, R.table("trials", row))
+        _record_failure(exp, study_dir, trial_id, method, hp, seed, repeat, e, time.time() - t0)
         raise
+    _check_finished(study_dir, trial_id)
+
+
+class ResultsFull(RuntimeError):
+    """The results disk is (nearly) full: the trial did not finish and is not recorded as failed,
+    so ``--resume`` runs it again once there is space."""
+
+
+FULL = "results disk full"  # in every ResultsFull message: the driver finds it in Tune's errors
+
+
+def _check_space(study_dir: str, min_free_mb: float) -> None:
+    free = shutil.disk_usage(study_dir).free / 2**20
+    if free < min_free_mb:
+        raise ResultsFull(f"{FULL}: {free:.0f} MiB free under {study_dir}, below resources.min_free_mb={min_free_mb:g}")
+
+
+def _disk_full(e: BaseException | None) -> bool:
+    """ENOSPC/EDQUOT anywhere in the chain, or in a remote error's text (Ray wraps worker errors)."""
+    seen = 0
+    while e is not None and seen < 20:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if FULL in str(e) or "No space left on device" in str(e) or "Disk quota exceeded" in str(e):
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
+
+
+def _record_failure(exp, study_dir, trial_id, method, hp, seed, repeat, e: Exception, wall_s: float) -> None:
+    """A failed trial gets its row, unless the disk is full: then it raises ResultsFull instead,
+    leaving the trial unrecorded so that --resume trains it."""
+    if _disk_full(e):
+        raise ResultsFull(f"{FULL}: trial {trial_id} could not write its results ({e})") from e
+    row = _failed(exp, trial_id, method, hp, seed, repeat, f"{type(e).__name__}: {e}", wall_s)
+    R.write_table(study_dir, "trials", trial_id, R.table("trials", row))
+
+
+def _check_finished(study_dir: str, trial_id: str) -> None:
     status = R.finished_trials(study_dir).get(trial_id)
     if status == "failed":
         raise RuntimeError(f"trial {trial_id} failed: see its row in the trials table")
@@ -243,19 +301,40 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
         raise RuntimeError(f"trial {trial_id} ended without writing its results")
 
 
-def _claim(study_dir: str, method: str, hp: dict, seed: int, trial_id: str) -> str:
-    """The trial that trains this (method, hp, seed): the first to create its claim file."""
+def _claim(study_dir: str, method: str, hp: dict, seed: int, repeat: int, trial_id: str) -> str:
+    """The trial that trains this (method, hp, seed): the first to create its claim file, which
+    also records what the trial is (for a row if it never finishes)."""
     key = hashlib.sha256(json.dumps([method, hp, seed], sort_keys=True).encode()).hexdigest()[:16]
     folder = os.path.join(study_dir, "claims")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, key)
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        os.write(fd, trial_id.encode())
+        os.write(fd, json.dumps({"trial_id": trial_id, "method": method, "hp": hp, "seed": seed,
+                                 "repeat": repeat}).encode())
         os.close(fd)
         return trial_id
     except FileExistsError:
-        return open(path).read().strip() or trial_id
+        return _read_claim(path).get("trial_id") or trial_id
+
+
+def _read_claim(path: str) -> dict:
+    text = open(path).read().strip()
+    try:
+        return json.loads(text)
+    except ValueError:  # being written, or a study from before claims were JSON
+        return {"trial_id": text}
+
+
+def _claims(study_dir: str) -> dict[str, dict]:
+    """trial_id -> its claim (method, hp, seed, repeat), released ones included."""
+    out = {}
+    for folder in (os.path.join(study_dir, "claims"), os.path.join(study_dir, "claims", "stale")):
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            if os.path.isfile(os.path.join(folder, name)):
+                c = _read_claim(os.path.join(folder, name))
+                out.setdefault(c.get("trial_id", ""), c)
+    return out
 
 
 def _wait_for(study_dir: str, trial_id: str, poll_s: float = 2.0) -> dict:
@@ -297,23 +376,41 @@ def _concurrency(exp: Experiment, cluster: dict) -> int:
     return max(1, n)
 
 
-def _progress_callback(metric: str):
+def _progress_callback(metric: str, tune_dir: str):
     from ray import tune
 
     class Progress(tune.Callback):
-        """A line per trial result, one per finished or failed trial."""
+        """A line per trial result, one per finished or failed trial; keeps a whole copy of Tune's
+        state (when a trial starts or ends, and at most every 10 s in between)."""
+
+        last_backup = 0.0
+
+        def backup(self, every_s: float = 0.0):
+            if time.monotonic() - self.last_backup >= every_s:
+                _backup_tune_state(tune_dir)
+                self.last_backup = time.monotonic()
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.backup()
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.backup(every_s=10.0)
             if "trial_epoch" in result:
+                loss = f"  loss {result['train_loss']:.4f}" if "train_loss" in result else "  (stored result)"
                 print(f"[{trial.trial_id}] {trial.config.get('method')} epoch {result['trial_epoch']}: "
-                      f"{metric} {result.get(metric, float('nan')):.4f}  loss {result.get('train_loss', float('nan')):.4f}",
-                      flush=True)
+                      f"{metric} {result.get(metric, float('nan')):.4f}{loss}", flush=True)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             print(f"[{trial.trial_id}] done: {_knobs(trial.config)}", flush=True)
+            self.backup()
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            print(f"[{trial.trial_id}] FAILED: {_knobs(trial.config)} (see the trials table)", flush=True)
+            try:  # Tune's error file lives in the driver's local session folder, not the results disk
+                full = FULL in open(trial.error_file).read()
+            except (OSError, TypeError):
+                full = False
+            why = f"{FULL}; --resume runs it again" if full else "see the trials table"
+            print(f"[{trial.trial_id}] FAILED: {_knobs(trial.config)} ({why})", flush=True)
 
     return Progress()
 
@@ -350,11 +447,19 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
 
     study_dir = os.path.abspath(study_dir)
     tune_path = os.path.join(study_dir, "ray")
-    trainable = tune.with_resources(tune.with_parameters(run_trial, exp=exp, study_dir=study_dir), DRIVER_RESOURCES)
+    r = exp.resources
+    # an in-process trial holds its worker's resources itself; a Train driver only waits
+    own = {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker} if r.in_process else DRIVER_RESOURCES
+    trainable = tune.with_resources(tune.with_parameters(run_trial, exp=exp, study_dir=study_dir), own)
     metric = exp.search.objectives[0]
+    if resume:
+        _release_stale_claims(study_dir)
+        _repair_tune_state(os.path.join(tune_path, "tune"))
     if resume and tune.Tuner.can_restore(os.path.join(tune_path, "tune")):
+        # errored trials run again: a trial stopped by a full disk left no row; one recorded as
+        # failed (diverged) re-raises at once in run_trial without training
         tuner = tune.Tuner.restore(os.path.join(tune_path, "tune"), trainable=trainable, resume_unfinished=True,
-                                   resume_errored=False)
+                                   resume_errored=True)
     else:
         scheduler = None
         if exp.search.asha:
@@ -367,27 +472,146 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
                 max_concurrent_trials=_concurrency(exp, ray.cluster_resources()),
                 metric=None if len(exp.search.objectives) == 2 else metric, mode=None if len(exp.search.objectives) == 2 else "max"),
             run_config=tune.RunConfig(name="tune", storage_path=tune_path, verbose=0,
-                                      callbacks=[_progress_callback(metric)],
-                                      failure_config=tune.FailureConfig(max_failures=0)),
+                                      callbacks=[_progress_callback(metric, os.path.join(tune_path, "tune"))],
+                                      # Train restarts its own workers; an in-process trial is
+                                      # restarted by Tune, from its last checkpoint
+                                      failure_config=tune.FailureConfig(max_failures=r.max_failures if r.in_process else 0),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
         )
-    tuner.fit()
-    _mark_stopped(exp, study_dir)
+    expected = exp.search.num_samples * exp.repeats
+    try:
+        errors = [r.error for r in tuner.fit() if r.error is not None]
+        _mark_stopped(exp, study_dir)
+    except Exception as e:  # a full disk breaks Tune's own state files and error pickles too
+        if not (_disk_full(e) or _low_space(exp, study_dir)):
+            raise
+        _raise_full(study_dir, expected)
+    done = len(R.finished_trials(study_dir))
+    if (any(_disk_full(e) for e in errors) or _low_space(exp, study_dir)) and done < expected:
+        _raise_full(study_dir, expected)
+    if done < expected:
+        print(f"warning: {expected - done} of {expected} trials have no result; see the errors above", flush=True)
     return study_dir
 
 
+# Tune rewrites these in place after trials; a full disk (or a kill mid-write) truncates them, and
+# Tune then silently starts the study afresh. The progress callback keeps a verified copy.
+TUNE_STATE = ("experiment_state-", "search_gen_state-", "searcher-state-")
+
+
+def _tune_state_files(tune_dir: str) -> dict[str, str] | None:
+    """The newest file of each kind, if every one is whole (JSON parses; pickle ends in STOP)."""
+    files = {}
+    for kind in TUNE_STATE:
+        names = sorted(n for n in os.listdir(tune_dir) if n.startswith(kind)) if os.path.isdir(tune_dir) else []
+        if not names:
+            return None
+        files[kind] = os.path.join(tune_dir, names[-1])
+    try:
+        for kind, path in files.items():
+            data = open(path, "rb").read()
+            if kind == "experiment_state-":
+                json.loads(data)
+            elif not data.endswith(b"."):  # the others are pickles, whatever their suffix
+                return None
+    except (OSError, ValueError):
+        return None
+    return files
+
+
+def _backup_tune_state(tune_dir: str) -> None:
+    """Copy a whole set of Tune's state files to tune_dir/good/, all or none."""
+    files = _tune_state_files(tune_dir)
+    if files is None:
+        return
+    good = os.path.join(tune_dir, "good")
+    try:
+        os.makedirs(good, exist_ok=True)
+        staged = []
+        for path in files.values():
+            tmp = os.path.join(good, "." + os.path.basename(path) + ".tmp")
+            shutil.copyfile(path, tmp)
+            staged.append((tmp, os.path.join(good, os.path.basename(path))))
+        for old in os.listdir(good):
+            if not old.startswith(".") and old not in {os.path.basename(d) for _, d in staged}:
+                os.remove(os.path.join(good, old))
+        for tmp, dest in staged:
+            os.replace(tmp, dest)
+    except OSError:  # e.g. the disk is full: the previous copy stays
+        pass
+
+
+def _repair_tune_state(tune_dir: str) -> None:
+    good = os.path.join(tune_dir, "good")
+    if _tune_state_files(tune_dir) is not None or _tune_state_files(good) is None:
+        return
+    for kind in TUNE_STATE:
+        for n in os.listdir(tune_dir):
+            if n.startswith(kind):
+                os.remove(os.path.join(tune_dir, n))
+    for n in os.listdir(good):
+        if not n.startswith("."):
+            shutil.copyfile(os.path.join(good, n), os.path.join(tune_dir, n))
+    print("Tune's saved state was damaged (a full disk or a kill mid-write); resuming from the copy taken "
+          "after the last trial ended", flush=True)
+
+
+def _drop_damaged_train_state(run_dir: str) -> None:
+    """A rerun trial resumes from Train's checkpoint record; one truncated by a full disk would
+    stop Train from starting at all, so it is removed and the trial trains from its start."""
+    path = os.path.join(run_dir, "checkpoint_manager_snapshot.json")
+    try:
+        json.loads(open(path, "rb").read())
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError):
+        os.remove(path)
+
+
+def _release_stale_claims(study_dir: str) -> None:
+    """On --resume nothing runs: a claim by a trial that never finished would make its rerun (or a
+    same-configuration trial) wait forever."""
+    folder = os.path.join(study_dir, "claims")
+    if not os.path.isdir(folder):
+        return
+    finished = R.finished_trials(study_dir)
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        owner = _read_claim(path).get("trial_id", "") if os.path.isfile(path) else None
+        if owner is not None and owner not in finished:
+            os.makedirs(os.path.join(folder, "stale"), exist_ok=True)  # kept: its trial may need a row
+            os.replace(path, os.path.join(folder, "stale", owner or name))
+
+
+def _low_space(exp: Experiment, study_dir: str) -> bool:
+    return shutil.disk_usage(study_dir).free / 2**20 < max(exp.resources.min_free_mb, 1.0)
+
+
+def _raise_full(study_dir: str, expected: int) -> None:
+    free = shutil.disk_usage(study_dir).free / 2**20
+    done = len(R.finished_trials(study_dir))
+    raise LtrayError(f"{FULL} under {study_dir} ({free:.0f} MiB free now): {expected - done} of {expected} trials "
+                     f"did not finish. The {done} finished are kept; free space, then run the same command with --resume")
+
+
 def _mark_stopped(exp: Experiment, study_dir: str) -> None:
-    """Trials that ASHA stopped have epochs but no trials row: record them as stopped early."""
+    """Trials with epochs but no trials row: stopped early by ASHA, or cut off (a full disk, a
+    killed driver) and run again as another trial. Each gets a row saying which."""
     tabs = R.load_study(study_dir, ("trials", "epochs"))
     done = set(tabs["trials"].column("trial_id").to_pylist())
     epochs = tabs["epochs"].to_pylist()
     from ltray.evaluate import failed_trial_row
 
+    claims = _claims(study_dir)
+    status, why = ("stopped", "stopped early by ASHA") if exp.search.asha else \
+        ("interrupted", "cut off before it finished; --resume ran its configuration again as another trial")
     for tid in sorted({e["trial_id"] for e in epochs} - done):
         rows = [e for e in epochs if e["trial_id"] == tid]
         best = max(rows, key=lambda e: e["val_bal_acc"])
-        row = failed_trial_row(study=exp.name, trial_id=tid, method="", hp={}, seed=exp.seed, repeat=0, exp=exp,
-                               subset_hash="", status="stopped", error="stopped early by ASHA", epochs_run=len(rows),
-                               wall_s=sum(e["epoch_s"] for e in rows))
+        c = claims.get(tid, {})
+        row = failed_trial_row(study=exp.name, trial_id=tid, method=c.get("method", ""), hp=c.get("hp", {}),
+                               seed=c.get("seed", exp.seed), repeat=c.get("repeat", 0), exp=exp, subset_hash="",
+                               status=status, error=why, epochs_run=len(rows), wall_s=sum(e["epoch_s"] for e in rows))
         row.update(best_epoch=[best["epoch"]], val_bal_acc=[best["val_bal_acc"]], val_many=[best["val_many"]],
                    val_medium=[best["val_medium"]], val_few=[best["val_few"]])
         R.write_table(study_dir, "trials", tid, R.table("trials", row))
@@ -434,7 +658,7 @@ def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespa
     validate(exp, None if on_cluster else _local_resources())
     study_dir = os.path.join(a.results, exp.name)
     if "://" not in a.results:
-        _check_writable(a.results)
+        _check_writable(a.results, exp.resources.min_free_mb)
     existing = R.finished_trials(study_dir) if os.path.isdir(study_dir) else {}
     if existing and not a.resume:
         raise LtrayError(f"{study_dir} already holds {len(existing)} trials; pass --resume to continue it or "
@@ -449,7 +673,7 @@ def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespa
     return exp, a, study_dir
 
 
-def _check_writable(results: str) -> None:
+def _check_writable(results: str, min_free_mb: float = 0.0) -> None:
     """Fail before Ray starts if results cannot be written there (read-only, no space, a file)."""
     probe = os.path.join(results, f".ltray-write-probe-{os.getpid()}")
     try:
@@ -466,6 +690,10 @@ def _check_writable(results: str) -> None:
             os.remove(probe)
         except OSError:
             pass
+    free = shutil.disk_usage(results).free / 2**20
+    if free < min_free_mb:
+        raise LtrayError(f"{FULL}: {free:.0f} MiB free under {results}, below resources.min_free_mb={min_free_mb:g}. "
+                         "Free space or pass --results elsewhere; a study stopped this way resumes with --resume")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -527,4 +755,8 @@ def print_summary(study_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the module's importable copy: Tune pickles the search space and searcher by reference,
+    # and a class from __main__ would not be the same object after ``--resume`` restores them
+    from ltray.sweep import main as _main
+
+    sys.exit(_main())

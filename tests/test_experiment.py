@@ -45,6 +45,8 @@ def test_overrides_by_dotted_path(tmp_path):
     (["data.name=cifar100-lt", "data.root=/nonexistent", "model.name=resnet32"], "cs.toronto.edu"),
     (["resources.num_workers=64"], "one trial needs 64 CPUs"),
     (["resources.gpus_per_worker=1"], "GPUs but the cluster has 0"),
+    (["resources.in_process=true", "resources.num_workers=2", "resources.cpus_per_worker=0.5"], "for DDP"),
+    (["resources.report_every_s=-1"], "report_every_s"),
     (["search.ranges.lade.alpha=0.5,0.1", "methods=lade"], "empty or inverted"),
     (["search.ranges.lade.alpha=0.2,0.2", "methods=lade"], "empty or inverted"),
     (["search.ranges.lade.alpha=0,0.2", "methods=lade", "search.search_defaults_first=false"], "log scale"),

@@ -148,14 +148,17 @@ def test_a_diverging_trial_is_recorded_as_failed_and_the_others_finish(ray_head,
     assert sorted(s for (s,) in con.execute("select state from trials")) == ["COMPLETE", "FAIL"]
 
 
-def test_a_killed_train_worker_resumes_from_its_last_checkpoint(ray_head, tmp_path):
+@pytest.mark.parametrize("in_process,process", [(False, "RayTrainWorker"), (True, "ImplicitFunc")])
+def test_a_killed_trial_process_resumes_from_its_last_checkpoint(ray_head, tmp_path, in_process, process):
+    """The process running fit is SIGKILLed: a Ray Train worker (restarted by Train) or, for an
+    in-process trial, Tune's trial actor (restarted by Tune)."""
     import torch
 
     from ltray.experiment import apply_overrides, load_experiment
     from ltray.train import fit
 
     sets = ["methods=ce", "search.num_samples=1", "train.epochs=8", "train.warmup_epochs=1",
-            "resources.checkpoint_every_s=0", "resources.max_failures=1"]
+            "resources.checkpoint_every_s=0", "resources.max_failures=1", f"resources.in_process={in_process}"]
     args = [sys.executable, "-m", "ltray.sweep", "experiments/quickstart.py", "--address", ray_head["address"],
             "--results", str(tmp_path), "--name", "kill", "--set", *sets]
     proc = subprocess.Popen(args, cwd=ROOT, env=ray_head["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -165,9 +168,9 @@ def test_a_killed_train_worker_resumes_from_its_last_checkpoint(ray_head, tmp_pa
         assert proc.poll() is None and time.time() < deadline, "trial ended before a worker could be killed"
         files = list(epochs_dir.glob("*.parquet")) if epochs_dir.is_dir() else []
         if files and pq.read_table(files[0]).num_rows >= 3:
-            pids = subprocess.run(["pgrep", "-f", "RayTrainWorker"], capture_output=True, text=True).stdout.split()
+            pids = subprocess.run(["pgrep", "-f", process], capture_output=True, text=True).stdout.split()
             for pid in pids:
-                os.kill(int(pid), signal.SIGKILL)  # the DDP worker process dies mid-trial
+                os.kill(int(pid), signal.SIGKILL)  # the process training dies mid-trial
             killed = pids
         time.sleep(0.2)
     out, _ = proc.communicate(timeout=600)
@@ -199,3 +202,60 @@ def test_an_unwritable_results_folder_is_refused_before_ray_starts(tmp_path):
         r = run_cli(["-m", "ltray.sweep", "experiments/quickstart.py", "--results", results])
         assert r.returncode == 2 and "cannot write results under" in r.stderr and "--resume" in r.stderr, r.stderr
         assert "Traceback" not in r.stderr
+
+
+def _fill(folder):
+    """Write zeros under folder until the disk says ENOSPC."""
+    with open(os.path.join(folder, "filler"), "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 2**20)
+                f.flush()
+        except OSError:
+            pass
+
+
+def test_a_full_disk_stops_the_study_clearly_and_resume_finishes_it(ray_head, tmp_path):
+    """A real full disk (a 48 MiB tmpfs) mid-trial: one clear error, the finished trial kept, and
+    --resume finishes the study once space is freed."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("needs to mount a small tmpfs (root)")
+    try:
+        args = [sys.executable, "-m", "ltray.sweep", "experiments/quickstart.py", "--address", ray_head["address"],
+                "--results", str(disk), "--name", "full", "--set", "methods=ce", "search.num_samples=1", "repeats=2",
+                "train.epochs=40", "train.warmup_epochs=1", "resources.max_concurrent_trials=1",
+                "resources.checkpoint_every_s=0", "resources.min_free_mb=1"]
+        proc = subprocess.Popen(args, cwd=ROOT, env=ray_head["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        study, deadline = disk / "full", time.time() + 400
+        while True:  # fill the disk once the second trial has reported an epoch, mid-training
+            assert proc.poll() is None and time.time() < deadline, "the study ended before the disk could fill"
+            done = {p.stem for p in study.glob("trials/*.parquet")}
+            running = {p.stem for p in study.glob("epochs/*.parquet")} - done
+            if done and running:
+                break
+            time.sleep(0.1)
+        _fill(disk)
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 2, out[-3000:] + err[-3000:]
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("error: results disk full") and "1 of 2 trials did not finish" in last, err[-3000:]
+        assert "--resume" in last and "results disk full; --resume runs it again" in out
+        (first,) = done
+        kept = {p: p.stat().st_mtime_ns for p in study.glob(f"*/{first}.parquet")}
+        assert len(R.load_study(str(study))["trials"]) == 1
+        os.remove(disk / "filler")
+        r = subprocess.run(args + ["--resume"], cwd=ROOT, env=ray_head["env"], capture_output=True, text=True,
+                           timeout=600)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        trials = R.load_study(str(study))["trials"].to_pylist()
+        assert sorted(t["seed"] for t in trials if t["status"] == "completed") == [0, 1], (trials, r.stdout[-3000:])
+        # the trial the disk cut off ran again from its start under another id, unless Tune's
+        # state already held it; its partial curve is kept and marked
+        cut = [t for t in trials if t["status"] != "completed"]
+        assert all(t["status"] == "interrupted" and t["seed"] == 1 and t["method"] == "ce" for t in cut), cut
+        assert {p: p.stat().st_mtime_ns for p in study.glob(f"*/{first}.parquet")} == kept  # not trained again
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
