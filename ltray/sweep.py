@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import errno
-import hashlib
 import json
 import math
 import os
@@ -24,6 +22,7 @@ import time
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
+from ltray import recovery
 from ltray import results as R
 from ltray.errors import LtrayError
 from ltray.experiment import (Experiment, apply_overrides, describe_fields, load_experiment, method_recipe, to_dict,
@@ -207,16 +206,16 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
 
     trial_id = tune.get_context().get_trial_id()
     method, hp = split_config(config)
-    _check_space(study_dir, exp.resources.min_free_mb)
     if R.finished_trials(study_dir).get(trial_id) == "failed":  # a retry of a recorded failure: no retraining
         raise RuntimeError(f"trial {trial_id} failed: see its row in the trials table")
     done = _stored_result(study_dir, trial_id)
     if done is not None:  # finished before an interruption: report its stored result, never retrain
         tune.report(done)
         return
+    recovery.check_space(study_dir, exp.resources.min_free_mb)
     repeat = int(config.get("__trial_index__", 0))
     seed = exp.seed + repeat
-    original = _claim(study_dir, method, hp, seed, repeat, trial_id)
+    original = recovery.claim(study_dir, method, hp, seed, repeat, trial_id)
     if original != trial_id:  # TPE re-picked a configuration already trained: same result, no training
         result = _wait_for(study_dir, original)
         row = R.load_study(study_dir, ("trials",))["trials"]
@@ -237,7 +236,7 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
             raise
         _check_finished(study_dir, trial_id)
         return
-    _drop_damaged_train_state(os.path.join(study_dir, "ray", f"train-{trial_id}"))
+    recovery.drop_damaged_train_state(os.path.join(study_dir, "ray", f"train-{trial_id}"))
     trainer = TorchTrainer(
         train_worker,
         train_loop_config=cfg,
@@ -258,37 +257,11 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
     _check_finished(study_dir, trial_id)
 
 
-class ResultsFull(RuntimeError):
-    """The results disk is (nearly) full: the trial did not finish and is not recorded as failed,
-    so ``--resume`` runs it again once there is space."""
-
-
-FULL = "results disk full"  # in every ResultsFull message: the driver finds it in Tune's errors
-
-
-def _check_space(study_dir: str, min_free_mb: float) -> None:
-    free = shutil.disk_usage(study_dir).free / 2**20
-    if free < min_free_mb:
-        raise ResultsFull(f"{FULL}: {free:.0f} MiB free under {study_dir}, below resources.min_free_mb={min_free_mb:g}")
-
-
-def _disk_full(e: BaseException | None) -> bool:
-    """ENOSPC/EDQUOT anywhere in the chain, or in a remote error's text (Ray wraps worker errors)."""
-    seen = 0
-    while e is not None and seen < 20:
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if FULL in str(e) or "No space left on device" in str(e) or "Disk quota exceeded" in str(e):
-            return True
-        e, seen = e.__cause__ or e.__context__, seen + 1
-    return False
-
-
 def _record_failure(exp, study_dir, trial_id, method, hp, seed, repeat, e: Exception, wall_s: float) -> None:
     """A failed trial gets its row, unless the disk is full: then it raises ResultsFull instead,
     leaving the trial unrecorded so that --resume trains it."""
-    if _disk_full(e):
-        raise ResultsFull(f"{FULL}: trial {trial_id} could not write its results ({e})") from e
+    if recovery.disk_full(e):
+        raise recovery.ResultsFull(f"{recovery.FULL}: trial {trial_id} could not write its results ({e})") from e
     row = _failed(exp, trial_id, method, hp, seed, repeat, f"{type(e).__name__}: {e}", wall_s)
     R.write_table(study_dir, "trials", trial_id, R.table("trials", row))
 
@@ -299,42 +272,6 @@ def _check_finished(study_dir: str, trial_id: str) -> None:
         raise RuntimeError(f"trial {trial_id} failed: see its row in the trials table")
     if status != "completed":
         raise RuntimeError(f"trial {trial_id} ended without writing its results")
-
-
-def _claim(study_dir: str, method: str, hp: dict, seed: int, repeat: int, trial_id: str) -> str:
-    """The trial that trains this (method, hp, seed): the first to create its claim file, which
-    also records what the trial is (for a row if it never finishes)."""
-    key = hashlib.sha256(json.dumps([method, hp, seed], sort_keys=True).encode()).hexdigest()[:16]
-    folder = os.path.join(study_dir, "claims")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, key)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        os.write(fd, json.dumps({"trial_id": trial_id, "method": method, "hp": hp, "seed": seed,
-                                 "repeat": repeat}).encode())
-        os.close(fd)
-        return trial_id
-    except FileExistsError:
-        return _read_claim(path).get("trial_id") or trial_id
-
-
-def _read_claim(path: str) -> dict:
-    text = open(path).read().strip()
-    try:
-        return json.loads(text)
-    except ValueError:  # being written, or a study from before claims were JSON
-        return {"trial_id": text}
-
-
-def _claims(study_dir: str) -> dict[str, dict]:
-    """trial_id -> its claim (method, hp, seed, repeat), released ones included."""
-    out = {}
-    for folder in (os.path.join(study_dir, "claims"), os.path.join(study_dir, "claims", "stale")):
-        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-            if os.path.isfile(os.path.join(folder, name)):
-                c = _read_claim(os.path.join(folder, name))
-                out.setdefault(c.get("trial_id", ""), c)
-    return out
 
 
 def _wait_for(study_dir: str, trial_id: str, poll_s: float = 2.0) -> dict:
@@ -387,7 +324,7 @@ def _progress_callback(metric: str, tune_dir: str):
 
         def backup(self, every_s: float = 0.0):
             if time.monotonic() - self.last_backup >= every_s:
-                _backup_tune_state(tune_dir)
+                recovery.backup_tune_state(tune_dir)
                 self.last_backup = time.monotonic()
 
         def on_trial_start(self, iteration, trials, trial, **info):
@@ -406,10 +343,10 @@ def _progress_callback(metric: str, tune_dir: str):
 
         def on_trial_error(self, iteration, trials, trial, **info):
             try:  # Tune's error file lives in the driver's local session folder, not the results disk
-                full = FULL in open(trial.error_file).read()
+                full = recovery.FULL in open(trial.error_file).read()
             except (OSError, TypeError):
                 full = False
-            why = f"{FULL}; --resume runs it again" if full else "see the trials table"
+            why = f"{recovery.FULL}; --resume runs it again" if full else "see the trials table"
             print(f"[{trial.trial_id}] FAILED: {_knobs(trial.config)} ({why})", flush=True)
 
     return Progress()
@@ -453,8 +390,8 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
     trainable = tune.with_resources(tune.with_parameters(run_trial, exp=exp, study_dir=study_dir), own)
     metric = exp.search.objectives[0]
     if resume:
-        _release_stale_claims(study_dir)
-        _repair_tune_state(os.path.join(tune_path, "tune"))
+        recovery.release_stale_claims(study_dir)
+        recovery.repair_tune_state(os.path.join(tune_path, "tune"))
     if resume and tune.Tuner.can_restore(os.path.join(tune_path, "tune")):
         # errored trials run again: a trial stopped by a full disk left no row; one recorded as
         # failed (diverged) re-raises at once in run_trial without training
@@ -483,104 +420,15 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
         errors = [r.error for r in tuner.fit() if r.error is not None]
         _mark_stopped(exp, study_dir)
     except Exception as e:  # a full disk breaks Tune's own state files and error pickles too
-        if not (_disk_full(e) or _low_space(exp, study_dir)):
+        if not (recovery.disk_full(e) or _low_space(exp, study_dir)):
             raise
         _raise_full(study_dir, expected)
     done = len(R.finished_trials(study_dir))
-    if (any(_disk_full(e) for e in errors) or _low_space(exp, study_dir)) and done < expected:
+    if (any(recovery.disk_full(e) for e in errors) or _low_space(exp, study_dir)) and done < expected:
         _raise_full(study_dir, expected)
     if done < expected:
         print(f"warning: {expected - done} of {expected} trials have no result; see the errors above", flush=True)
     return study_dir
-
-
-# Tune rewrites these in place after trials; a full disk (or a kill mid-write) truncates them, and
-# Tune then silently starts the study afresh. The progress callback keeps a verified copy.
-TUNE_STATE = ("experiment_state-", "search_gen_state-", "searcher-state-")
-
-
-def _tune_state_files(tune_dir: str) -> dict[str, str] | None:
-    """The newest file of each kind, if every one is whole (JSON parses; pickle ends in STOP)."""
-    files = {}
-    for kind in TUNE_STATE:
-        names = sorted(n for n in os.listdir(tune_dir) if n.startswith(kind)) if os.path.isdir(tune_dir) else []
-        if not names:
-            return None
-        files[kind] = os.path.join(tune_dir, names[-1])
-    try:
-        for kind, path in files.items():
-            data = open(path, "rb").read()
-            if kind == "experiment_state-":
-                json.loads(data)
-            elif not data.endswith(b"."):  # the others are pickles, whatever their suffix
-                return None
-    except (OSError, ValueError):
-        return None
-    return files
-
-
-def _backup_tune_state(tune_dir: str) -> None:
-    """Copy a whole set of Tune's state files to tune_dir/good/, all or none."""
-    files = _tune_state_files(tune_dir)
-    if files is None:
-        return
-    good = os.path.join(tune_dir, "good")
-    try:
-        os.makedirs(good, exist_ok=True)
-        staged = []
-        for path in files.values():
-            tmp = os.path.join(good, "." + os.path.basename(path) + ".tmp")
-            shutil.copyfile(path, tmp)
-            staged.append((tmp, os.path.join(good, os.path.basename(path))))
-        for old in os.listdir(good):
-            if not old.startswith(".") and old not in {os.path.basename(d) for _, d in staged}:
-                os.remove(os.path.join(good, old))
-        for tmp, dest in staged:
-            os.replace(tmp, dest)
-    except OSError:  # e.g. the disk is full: the previous copy stays
-        pass
-
-
-def _repair_tune_state(tune_dir: str) -> None:
-    good = os.path.join(tune_dir, "good")
-    if _tune_state_files(tune_dir) is not None or _tune_state_files(good) is None:
-        return
-    for kind in TUNE_STATE:
-        for n in os.listdir(tune_dir):
-            if n.startswith(kind):
-                os.remove(os.path.join(tune_dir, n))
-    for n in os.listdir(good):
-        if not n.startswith("."):
-            shutil.copyfile(os.path.join(good, n), os.path.join(tune_dir, n))
-    print("Tune's saved state was damaged (a full disk or a kill mid-write); resuming from the copy taken "
-          "after the last trial ended", flush=True)
-
-
-def _drop_damaged_train_state(run_dir: str) -> None:
-    """A rerun trial resumes from Train's checkpoint record; one truncated by a full disk would
-    stop Train from starting at all, so it is removed and the trial trains from its start."""
-    path = os.path.join(run_dir, "checkpoint_manager_snapshot.json")
-    try:
-        json.loads(open(path, "rb").read())
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError):
-        os.remove(path)
-
-
-def _release_stale_claims(study_dir: str) -> None:
-    """On --resume nothing runs: a claim by a trial that never finished would make its rerun (or a
-    same-configuration trial) wait forever."""
-    folder = os.path.join(study_dir, "claims")
-    if not os.path.isdir(folder):
-        return
-    finished = R.finished_trials(study_dir)
-    for name in os.listdir(folder):
-        path = os.path.join(folder, name)
-        owner = _read_claim(path).get("trial_id", "") if os.path.isfile(path) else None
-        if owner is not None and owner not in finished:
-            os.makedirs(os.path.join(folder, "stale"), exist_ok=True)  # kept: its trial may need a row
-            os.replace(path, os.path.join(folder, "stale", owner or name))
 
 
 def _low_space(exp: Experiment, study_dir: str) -> bool:
@@ -590,7 +438,7 @@ def _low_space(exp: Experiment, study_dir: str) -> bool:
 def _raise_full(study_dir: str, expected: int) -> None:
     free = shutil.disk_usage(study_dir).free / 2**20
     done = len(R.finished_trials(study_dir))
-    raise LtrayError(f"{FULL} under {study_dir} ({free:.0f} MiB free now): {expected - done} of {expected} trials "
+    raise LtrayError(f"{recovery.FULL} under {study_dir} ({free:.0f} MiB free now): {expected - done} of {expected} trials "
                      f"did not finish. The {done} finished are kept; free space, then run the same command with --resume")
 
 
@@ -602,7 +450,7 @@ def _mark_stopped(exp: Experiment, study_dir: str) -> None:
     epochs = tabs["epochs"].to_pylist()
     from ltray.evaluate import failed_trial_row
 
-    claims = _claims(study_dir)
+    claims = recovery.claims(study_dir)
     status, why = ("stopped", "stopped early by ASHA") if exp.search.asha else \
         ("interrupted", "cut off before it finished; --resume ran its configuration again as another trial")
     for tid in sorted({e["trial_id"] for e in epochs} - done):
@@ -692,7 +540,7 @@ def _check_writable(results: str, min_free_mb: float = 0.0) -> None:
             pass
     free = shutil.disk_usage(results).free / 2**20
     if free < min_free_mb:
-        raise LtrayError(f"{FULL}: {free:.0f} MiB free under {results}, below resources.min_free_mb={min_free_mb:g}. "
+        raise LtrayError(f"{recovery.FULL}: {free:.0f} MiB free under {results}, below resources.min_free_mb={min_free_mb:g}. "
                          "Free space or pass --results elsewhere; a study stopped this way resumes with --resume")
 
 
@@ -725,9 +573,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Ray Train's controller takes one result off a worker's queue (size 1) per poll, 2 s apart by
-# default, so every report after the first waited ~1.9 s here. 0.25 s makes a report nearly free
-# and a finished trial noticed sooner, for a remote call to each worker four times a second.
-POLL_INTERVAL_S = "0.25"
+# default, so every report after the first waited ~1.9 s here. Reports are >= report_every_s
+# (2 s) apart, so a 1 s poll never makes one wait; each poll is a remote call to every worker
+# (with 0.25 s and four trials at once, top showed each controller and helper actor near 7% of a core).
+POLL_INTERVAL_S = "1.0"
 
 
 def _runtime_env() -> dict:

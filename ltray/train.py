@@ -266,7 +266,8 @@ def fit(
         train_net.train()
         if freeze_backbone:
             net.backbone.eval()  # frozen BatchNorm statistics too
-        t0, seen, loss_sum = time.perf_counter(), 0, 0.0
+        t0, seen = time.perf_counter(), 0
+        loss_sum_t = torch.zeros((), device=device)  # summed on the device: no host sync per step
         batches = _file_batches(data, order, recipe, rank, world, local_bs) if not data.in_memory else None
         for step in range(steps):
             if data.in_memory:
@@ -288,13 +289,19 @@ def fit(
                     loss = lam * loss_fn(out, yb, epoch, xb) + (1 - lam) * loss_fn(out, yb[perm], epoch, xb)
                 else:
                     loss = loss_fn(train_net(xb).float(), yb, epoch, xb)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step} (lr {lr:g})")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             seen += yb.numel()
-            loss_sum += float(loss.detach()) * yb.numel()
+            loss_sum_t += loss.detach().float() * yb.numel()
+        loss_sum = float(loss_sum_t)  # the epoch's one sync; a NaN step makes the sum NaN
+        finite = math.isfinite(loss_sum)
+        if world > 1:  # every rank stops together, or the others would wait in the next collective
+            flag = torch.tensor([float(finite)], device=device if device.type == "cuda" else "cpu")
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+            finite = bool(flag.item())
+        if not finite:
+            raise TrainingDiverged(f"loss became {loss_sum / max(seen, 1)} in epoch {epoch} (lr {lr:g})")
         dt = time.perf_counter() - t0
         val_logits = predict(net, data, "val", device, workers=recipe.loader_workers) * scale
         val = summarize(val_logits, data.val.y.numpy(), counts_np)

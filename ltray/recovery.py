@@ -1,0 +1,164 @@
+"""What lets a study survive crashes and a full disk: claims on configurations, a verified copy
+of Tune's state, and disk-space checks. No Ray imports: the sweep calls these around Tune.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+
+from ltray import results as R
+
+
+class ResultsFull(RuntimeError):
+    """The results disk is (nearly) full: the trial did not finish and is not recorded as failed,
+    so ``--resume`` runs it again once there is space."""
+
+
+FULL = "results disk full"  # in every ResultsFull message: the driver finds it in Tune's errors
+
+
+def check_space(study_dir: str, min_free_mb: float) -> None:
+    free = shutil.disk_usage(study_dir).free / 2**20
+    if free < min_free_mb:
+        raise ResultsFull(f"{FULL}: {free:.0f} MiB free under {study_dir}, below resources.min_free_mb={min_free_mb:g}")
+
+
+def disk_full(e: BaseException | None) -> bool:
+    """ENOSPC/EDQUOT anywhere in the chain, or in a remote error's text (Ray wraps worker errors)."""
+    seen = 0
+    while e is not None and seen < 20:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if FULL in str(e) or "No space left on device" in str(e) or "Disk quota exceeded" in str(e):
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
+
+
+def claim(study_dir: str, method: str, hp: dict, seed: int, repeat: int, trial_id: str) -> str:
+    """The trial that trains this (method, hp, seed): the first to create its claim file, which
+    also records what the trial is (for a row if it never finishes)."""
+    key = hashlib.sha256(json.dumps([method, hp, seed], sort_keys=True).encode()).hexdigest()[:16]
+    folder = os.path.join(study_dir, "claims")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, key)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.write(fd, json.dumps({"trial_id": trial_id, "method": method, "hp": hp, "seed": seed,
+                                 "repeat": repeat}).encode())
+        os.close(fd)
+        return trial_id
+    except FileExistsError:
+        return read_claim(path).get("trial_id") or trial_id
+
+
+def read_claim(path: str) -> dict:
+    text = open(path).read().strip()
+    try:
+        return json.loads(text)
+    except ValueError:  # being written, or a study from before claims were JSON
+        return {"trial_id": text}
+
+
+def claims(study_dir: str) -> dict[str, dict]:
+    """trial_id -> its claim (method, hp, seed, repeat), released ones included."""
+    out = {}
+    for folder in (os.path.join(study_dir, "claims"), os.path.join(study_dir, "claims", "stale")):
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            if os.path.isfile(os.path.join(folder, name)):
+                c = read_claim(os.path.join(folder, name))
+                out.setdefault(c.get("trial_id", ""), c)
+    return out
+
+
+# Tune rewrites these in place after trials; a full disk (or a kill mid-write) truncates them, and
+# Tune then silently starts the study afresh. The progress callback keeps a verified copy.
+TUNE_STATE = ("experiment_state-", "search_gen_state-", "searcher-state-")
+
+
+def tune_state_files(tune_dir: str) -> dict[str, str] | None:
+    """The newest file of each kind, if every one is whole (JSON parses; pickle ends in STOP)."""
+    files = {}
+    for kind in TUNE_STATE:
+        names = sorted(n for n in os.listdir(tune_dir) if n.startswith(kind)) if os.path.isdir(tune_dir) else []
+        if not names:
+            return None
+        files[kind] = os.path.join(tune_dir, names[-1])
+    try:
+        for kind, path in files.items():
+            data = open(path, "rb").read()
+            if kind == "experiment_state-":
+                json.loads(data)
+            elif not data.endswith(b"."):  # the others are pickles, whatever their suffix
+                return None
+    except (OSError, ValueError):
+        return None
+    return files
+
+
+def backup_tune_state(tune_dir: str) -> None:
+    """Copy a whole set of Tune's state files to tune_dir/good/, all or none."""
+    files = tune_state_files(tune_dir)
+    if files is None:
+        return
+    good = os.path.join(tune_dir, "good")
+    try:
+        os.makedirs(good, exist_ok=True)
+        staged = []
+        for path in files.values():
+            tmp = os.path.join(good, "." + os.path.basename(path) + ".tmp")
+            shutil.copyfile(path, tmp)
+            staged.append((tmp, os.path.join(good, os.path.basename(path))))
+        for old in os.listdir(good):
+            if not old.startswith(".") and old not in {os.path.basename(d) for _, d in staged}:
+                os.remove(os.path.join(good, old))
+        for tmp, dest in staged:
+            os.replace(tmp, dest)
+    except OSError:  # e.g. the disk is full: the previous copy stays
+        pass
+
+
+def repair_tune_state(tune_dir: str) -> None:
+    good = os.path.join(tune_dir, "good")
+    if tune_state_files(tune_dir) is not None or tune_state_files(good) is None:
+        return
+    for kind in TUNE_STATE:
+        for n in os.listdir(tune_dir):
+            if n.startswith(kind):
+                os.remove(os.path.join(tune_dir, n))
+    for n in os.listdir(good):
+        if not n.startswith("."):
+            shutil.copyfile(os.path.join(good, n), os.path.join(tune_dir, n))
+    print("Tune's saved state was damaged (a full disk or a kill mid-write); resuming from the copy taken "
+          "after the last trial ended", flush=True)
+
+
+def drop_damaged_train_state(run_dir: str) -> None:
+    """A rerun trial resumes from Train's checkpoint record; one truncated by a full disk would
+    stop Train from starting at all, so it is removed and the trial trains from its start."""
+    path = os.path.join(run_dir, "checkpoint_manager_snapshot.json")
+    try:
+        json.loads(open(path, "rb").read())
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError):
+        os.remove(path)
+
+
+def release_stale_claims(study_dir: str) -> None:
+    """On --resume nothing runs: a claim by a trial that never finished would make its rerun (or a
+    same-configuration trial) wait forever."""
+    folder = os.path.join(study_dir, "claims")
+    if not os.path.isdir(folder):
+        return
+    finished = R.finished_trials(study_dir)
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        owner = read_claim(path).get("trial_id", "") if os.path.isfile(path) else None
+        if owner is not None and owner not in finished:
+            os.makedirs(os.path.join(folder, "stale"), exist_ok=True)  # kept: its trial may need a row
+            os.replace(path, os.path.join(folder, "stale", owner or name))
