@@ -157,7 +157,8 @@ def test_a_killed_trial_process_resumes_from_its_last_checkpoint(ray_head, tmp_p
     from ltray.experiment import apply_overrides, load_experiment
     from ltray.train import fit
 
-    sets = ["methods=ce", "search.num_samples=1", "train.epochs=8", "train.warmup_epochs=1",
+    epochs = 12
+    sets = ["methods=ce", "search.num_samples=1", f"train.epochs={epochs}", "train.warmup_epochs=1",
             "resources.checkpoint_every_s=0", "resources.max_failures=1", f"resources.in_process={in_process}"]
     args = [sys.executable, "-m", "ltray.sweep", "experiments/quickstart.py", "--address", ray_head["address"],
             "--results", str(tmp_path), "--name", "kill", "--set", *sets]
@@ -178,10 +179,10 @@ def test_a_killed_trial_process_resumes_from_its_last_checkpoint(ray_head, tmp_p
     tabs = R.load_study(str(tmp_path / "kill"))
     (trial,) = tabs["trials"].to_pylist()
     assert trial["status"] == "completed"
-    # from the last checkpoint Ray had persisted, not from epoch 0; persisting lags the epochs
-    # table (written first) by an epoch or two, hence >= 1 rather than the row count
-    assert 1 <= trial["resumed_at"] <= 4
-    assert sorted(e["epoch"] for e in tabs["epochs"].to_pylist()) == list(range(8))
+    # from the last checkpoint Ray had persisted, not from epoch 0, and with epochs left to train;
+    # how far it got before the kill landed depends on the machine (in-process epochs are fast)
+    assert 1 <= trial["resumed_at"] < epochs
+    assert sorted(e["epoch"] for e in tabs["epochs"].to_pylist()) == list(range(epochs))
     # the same trial without the kill, here: same seed, data order and augmentation, one thread
     # as in the worker; a resumed run is bit-for-bit the same up to float summation order, so
     # the test accuracy may differ by at most one of the 400 test images
