@@ -66,8 +66,8 @@ class Resources:
     max_failures: int = 1
     """Times a failed worker group is restarted from the last checkpoint."""
     in_process: bool = False
-    """Run a single-worker trial's fit in its Tune process, not a Ray Train worker group: ~10 s
-    less start-up a trial on 2 CPU cores; no DDP. Tune restarts it from its last checkpoint."""
+    """Run a single-worker trial's fit in its Tune process, not a Ray Train worker group: ~14 s
+    less overhead a trial on 2 CPU cores; no DDP. Tune restarts it from its last checkpoint."""
     checkpoint_every_s: float = 20.0
     """Seconds between epoch checkpoints (at most one per epoch; always the last; 0 = every epoch)."""
     min_free_mb: float = 256.0
