@@ -21,8 +21,13 @@ class ResultsFull(RuntimeError):
 FULL = "results disk full"  # in every ResultsFull message: the driver finds it in Tune's errors
 
 
+def free_mb(path: str) -> float:
+    """Free space (MiB) on the disk holding path."""
+    return shutil.disk_usage(path).free / 2**20
+
+
 def check_space(study_dir: str, min_free_mb: float) -> None:
-    free = shutil.disk_usage(study_dir).free / 2**20
+    free = free_mb(study_dir)
     if free < min_free_mb:
         raise ResultsFull(f"{FULL}: {free:.0f} MiB free under {study_dir}, below resources.min_free_mb={min_free_mb:g}")
 

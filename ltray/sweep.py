@@ -262,7 +262,11 @@ def _record_failure(exp, study_dir, trial_id, method, hp, seed, repeat, e: Excep
     leaving the trial unrecorded so that --resume trains it."""
     if recovery.disk_full(e):
         raise recovery.ResultsFull(f"{recovery.FULL}: trial {trial_id} could not write its results ({e})") from e
-    row = _failed(exp, trial_id, method, hp, seed, repeat, f"{type(e).__name__}: {e}", wall_s)
+    from ltray.evaluate import failed_trial_row
+
+    row = failed_trial_row(study=exp.name, trial_id=trial_id, method=method, hp=hp, seed=seed, repeat=repeat,
+                           exp=exp, subset_hash="", status="failed", error=f"{type(e).__name__}: {e}", epochs_run=0,
+                           wall_s=wall_s)
     R.write_table(study_dir, "trials", trial_id, R.table("trials", row))
 
 
@@ -291,13 +295,6 @@ def _stored_result(study_dir: str, trial_id: str) -> dict | None:
         return None
     r = rows[0]
     return {k: r[k] for k in ("val_bal_acc", "val_many", "val_medium", "val_few")} | {"trial_epoch": r["epochs_run"]}
-
-
-def _failed(exp, trial_id, method, hp, seed, repeat, error, wall_s):
-    from ltray.evaluate import failed_trial_row
-
-    return failed_trial_row(study=exp.name, trial_id=trial_id, method=method, hp=hp, seed=seed, repeat=repeat,
-                            exp=exp, subset_hash="", status="failed", error=error, epochs_run=0, wall_s=wall_s)
 
 
 # ---------------------------------------------------------------- the study
@@ -432,11 +429,11 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
 
 
 def _low_space(exp: Experiment, study_dir: str) -> bool:
-    return shutil.disk_usage(study_dir).free / 2**20 < max(exp.resources.min_free_mb, 1.0)
+    return recovery.free_mb(study_dir) < max(exp.resources.min_free_mb, 1.0)
 
 
 def _raise_full(study_dir: str, expected: int) -> None:
-    free = shutil.disk_usage(study_dir).free / 2**20
+    free = recovery.free_mb(study_dir)
     done = len(R.finished_trials(study_dir))
     raise LtrayError(f"{recovery.FULL} under {study_dir} ({free:.0f} MiB free now): {expected - done} of {expected} trials "
                      f"did not finish. The {done} finished are kept; free space, then run the same command with --resume")
@@ -538,10 +535,11 @@ def _check_writable(results: str, min_free_mb: float = 0.0) -> None:
             os.remove(probe)
         except OSError:
             pass
-    free = shutil.disk_usage(results).free / 2**20
-    if free < min_free_mb:
-        raise LtrayError(f"{recovery.FULL}: {free:.0f} MiB free under {results}, below resources.min_free_mb={min_free_mb:g}. "
-                         "Free space or pass --results elsewhere; a study stopped this way resumes with --resume")
+    try:
+        recovery.check_space(results, min_free_mb)
+    except recovery.ResultsFull as e:
+        raise LtrayError(f"{e}. Free space or pass --results elsewhere; a study stopped this way resumes with "
+                         "--resume") from None
 
 
 def main(argv: list[str] | None = None) -> int:
