@@ -13,7 +13,7 @@ import time
 from ltray.data import DataConfig, load_data
 from ltray.evaluate import trial_tables
 from ltray.experiment import Experiment
-from ltray.methods import get_method
+from ltray.methods import get_method, logits_are_balanced
 from ltray.report import mean_ci
 from ltray.stages import backbone_state, get_pretrained, get_trained
 from ltray.train import Recipe, fit
@@ -39,7 +39,8 @@ def run(name: str, seed: int, study: str) -> tuple[float, dict]:
         kw["init_backbone"] = get_pretrained(study, exp, data, seed, "cpu", "bench")
     res = fit(data, m, None, "cnn-small", RECIPE, seed=seed, **kw)
     t = trial_tables(study="bench", trial_id=name, method=m, hp=m.hp(), seed=seed, repeat=0, exp=exp,
-                     subset_hash=data.subset_hash, val_logits=res.val_logits, val_y=res.val_labels,
+                     subset_hash=data.subset_hash, balanced=logits_are_balanced(m, m.recipe(RECIPE, m.hp())),
+                     val_logits=res.val_logits, val_y=res.val_labels,
                      test_logits=res.test_logits, test_y=res.test_labels, train_counts=res.train_counts,
                      history=res.history, best_epoch=res.best_epoch, wall_s=0, taunorm=res.taunorm)["trials"]
     col = {"posthoc": "test_bal_acc_posthoc", "taunorm": "test_bal_acc_taunorm"}.get(extra, "test_bal_acc")

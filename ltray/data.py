@@ -13,7 +13,7 @@ import math
 import os
 import pickle
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +37,9 @@ class DataConfig:
     """Folder holding the data (CIFAR: the folder containing cifar-10-batches-py)."""
     download: bool = False
     """Allow downloading CIFAR into root when it is missing."""
-    val_per_class: int = 20
-    """Balanced validation images per class, held out from images the profile left out."""
+    val_per_class: int = 0
+    """Balanced validation images per class, held out from images the profile left out; 0 = the
+    dataset's default (20; digits-lt 15, the most it has room for). The study records the real number."""
     subset_seed: int = 0
     """Seed choosing which images form the long-tailed subset and the validation split."""
     train_list: str = ""
@@ -118,6 +119,24 @@ def _progress(it, total: int, desc: str):
     print(file=sys.stderr)
 
 
+DEFAULT_VAL_PER_CLASS = 20
+# what a dataset has room for: digits-lt's rarest digit has 174 images, 40 test + 115 train + 15 val + 4
+MAX_VAL_PER_CLASS = {"digits-lt": 15}
+
+
+def resolve(cfg: DataConfig) -> DataConfig:
+    """``cfg`` with dataset defaults made explicit (``val_per_class=0`` -> the real number), so
+    that what a study records is what it used; a value the dataset cannot hold is refused."""
+    most = MAX_VAL_PER_CLASS.get(cfg.name)
+    n = cfg.val_per_class or (most or DEFAULT_VAL_PER_CLASS)
+    if n < 1:
+        raise LtrayError(f"data.val_per_class must be >= 1 (or 0 for the dataset's default), got {cfg.val_per_class}")
+    if most is not None and n > most:
+        raise LtrayError(f"data.val_per_class={n}: {cfg.name} has room for at most {most} validation images per "
+                         f"class; set data.val_per_class to {most} or less (0 = {most})")
+    return replace(cfg, val_per_class=n) if n != cfg.val_per_class else cfg
+
+
 def _lt_train_val(labels: np.ndarray, n_max: int, C: int, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     """Long-tailed train indices, then a balanced validation set from the images left out."""
     counts = list(cfg.counts) if cfg.counts else lt_counts(n_max, C, cfg.rho)
@@ -155,9 +174,8 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 def _digits(cfg: DataConfig) -> DataBundle:
     images, y = digits_arrays()
     x = np.round(images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (1797, 1, 8, 8)
-    val_per_class = min(cfg.val_per_class, 15)
     pool, test = split_validation(y, DIGITS_TEST_PER_CLASS, cfg.subset_seed + 100)
-    tr, va = _lt_train_val(y[pool], DIGITS_N_MAX, 10, DataConfig(rho=cfg.rho, val_per_class=val_per_class,
+    tr, va = _lt_train_val(y[pool], DIGITS_N_MAX, 10, DataConfig(rho=cfg.rho, val_per_class=cfg.val_per_class,
                                                                     subset_seed=cfg.subset_seed, counts=cfg.counts))
     train, val = pool[tr], pool[va]
     t = torch.from_numpy
@@ -316,8 +334,7 @@ def load_data(cfg: DataConfig) -> DataBundle:
         raise LtrayError(f"unknown dataset {cfg.name!r}; choose one of {', '.join(DATASETS)}")
     if not cfg.rho >= 1:
         raise LtrayError(f"data.rho must be >= 1 (n_max / n_min), got {cfg.rho!r}")
-    if cfg.val_per_class < 1:
-        raise LtrayError(f"data.val_per_class must be >= 1, got {cfg.val_per_class}")
+    cfg = resolve(cfg)
     if cfg.name == "digits-lt":
         return _digits(cfg)
     if cfg.name in CIFAR:

@@ -5,19 +5,22 @@ tau* comes from the exact tau curve on *validation* logits; test numbers are onl
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ltray.core.longtail import shift_names, shifted_test_indices
-from ltray.core.metrics import per_class_accuracy, shot_accuracy
+from ltray.core.metrics import VAL_METRICS, per_class_accuracy, shot_accuracy
 from ltray.core.posthoc import estimate_prior_bbse, estimate_prior_em, logit_adjust, pc_adjust, tau_curve
 from ltray.methods import Method
 
 SHIFT_ADJUSTMENTS = ("none", "posthoc_tau", "pc_true", "pc_em", "pc_bbse")
-TRIAL_METRICS = ("val_bal_acc", "val_many", "val_medium", "val_few", "test_bal_acc", "test_many", "test_medium", "test_few")
+TRIAL_METRICS = (*VAL_METRICS, "test_bal_acc", "test_many", "test_medium", "test_few")
 
 
 def versions() -> str:
@@ -32,6 +35,35 @@ def versions() -> str:
     return json.dumps(out, sort_keys=True)
 
 
+@functools.cache
+def code_version() -> str:
+    """Which ltray produced a row: ``<version>+git.<commit>[.dirty];src=<hash>``. The commit
+    (with .dirty for uncommitted changes) when the package lives in a git checkout; the source
+    hash (sha256 of every ltray .py file, 12 hex digits) always, so a copy without .git (a Ray
+    Job's working_dir) is still identified."""
+    import importlib.metadata as md
+    import subprocess
+
+    pkg = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(pkg.rglob("*.py")):
+        h.update(str(f.relative_to(pkg)).encode() + b"\0" + f.read_bytes() + b"\0")
+    try:
+        version = md.version("ltray")
+    except md.PackageNotFoundError:
+        version = "unknown"
+    git = ""
+    try:
+        run = dict(cwd=pkg, capture_output=True, text=True, timeout=10)
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], **run)
+        if head.returncode == 0:
+            dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], **run).stdout.strip()
+            git = f"+git.{head.stdout.strip()}" + (".dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):  # no git on this node: the source hash still says which code
+        pass
+    return f"{version}{git};src={h.hexdigest()[:12]}"
+
+
 def _acc(logits: np.ndarray, y: np.ndarray) -> float:
     return float((logits.argmax(1) == y).mean()) if y.size else float("nan")
 
@@ -42,19 +74,26 @@ def _shots(logits, y, counts):
 
 
 def trial_tables(*, study: str, trial_id: str, method: Method, hp: dict, seed: int, repeat: int, exp,
-                 subset_hash: str, val_logits: np.ndarray, val_y: np.ndarray, test_logits: np.ndarray,
+                 subset_hash: str, balanced: bool, val_logits: np.ndarray, val_y: np.ndarray, test_logits: np.ndarray,
                  test_y: np.ndarray, train_counts: np.ndarray, history: list[dict], best_epoch: int,
                  wall_s: float, status: str = "completed", error: str = "", taunorm: dict | None = None,
                  stage: str = "", resumed_at: int = 0) -> dict[str, dict]:
-    """Columns of every table for one trial that produced logits (completed or stopped early)."""
+    """Columns of every table for one trial that produced logits (completed or stopped early).
+
+    ``balanced``: the trial's logits already have the training prior removed (a balanced loss,
+    or class-balanced sampling; :func:`ltray.methods.logits_are_balanced`). Every post-hoc rule
+    then divides out a uniform prior instead of the training one (METHODS.md: no double
+    counting): post-hoc LA is the identity (tau* recorded as 0) and PC adds only the target prior.
+    """
     counts = np.asarray(train_counts)
     C = counts.size
-    prior = counts / counts.sum()
+    train_prior = counts / counts.sum()
+    prior = np.full(C, 1.0 / C) if balanced else train_prior  # the prior inside the logits
     key = {"study": study, "trial_id": trial_id}
 
     curve_val = tau_curve(val_logits, val_y, prior, exp.posthoc.tau_max)
     curve_test = tau_curve(test_logits, test_y, prior, exp.posthoc.tau_max)  # for display only
-    tau = curve_val.tau_star
+    tau = 0.0 if balanced else curve_val.tau_star  # a flat curve: nothing to divide out
     adj = {s: logit_adjust(torch.from_numpy(l.astype(np.float64)), prior, tau).numpy()
            for s, l in (("val", val_logits), ("test", test_logits))}
 
@@ -71,7 +110,7 @@ def trial_tables(*, study: str, trial_id: str, method: Method, hp: dict, seed: i
         per_class["accuracy_posthoc"] += pca.tolist()
 
     # Shifted test label distributions (LADE protocol) x adjustment.
-    src = np.full(C, 1.0 / C) if method.balanced_logits else prior  # prior already inside the logits?
+    src = prior
     test_t = torch.from_numpy(test_logits.astype(np.float64))
     probs = torch.softmax(test_t, 1).numpy()
     shifts = {k: [] for k in ("shift", "ratio", "direction", "size", "adjustment", "accuracy", "prior_l1")}
@@ -120,6 +159,7 @@ def trial_tables(*, study: str, trial_id: str, method: Method, hp: dict, seed: i
         "test_many_posthoc": tsa["many"], "test_medium_posthoc": tsa["medium"], "test_few_posthoc": tsa["few"],
         **_taunorm_cols(taunorm), "stage": stage, "resumed_at": resumed_at, "wall_s": wall_s,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions(),
+        "code_version": code_version(),
     }
     trial = {k: (v if isinstance(v, list) else [v]) for k, v in trial.items()}
     logits_rows = {k: [] for k in ("split", "index", "label", "logits")}
@@ -162,7 +202,8 @@ def failed_trial_row(*, study: str, trial_id: str, method: str, hp: dict, seed: 
            "test_bal_acc_posthoc1": nan,
            "test_many_posthoc": nan, "test_medium_posthoc": nan, "test_few_posthoc": nan, **_taunorm_cols(None),
            "stage": "", "resumed_at": 0, "wall_s": wall_s,
-           "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions()}
+           "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions(),
+           "code_version": code_version()}
     row.update({m: nan for m in TRIAL_METRICS})
     return {k: (v if isinstance(v, list) else [v]) for k, v in row.items()}
 

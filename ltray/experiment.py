@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from ltray.data import DATASETS, CIFAR, DataConfig
+from ltray.data import DATASETS, CIFAR, DataConfig, resolve
 from ltray.errors import LtrayError
 from ltray.methods import get_method, method_names
 from ltray.models import MODELS
@@ -40,9 +40,12 @@ class SearchConfig:
     sampler: str = "auto"
     """Optuna sampler: "auto" (TPE for one objective, NSGA-II for two), "tpe", "random" or "nsga2"."""
     asha: bool = False
-    """Stop unpromising trials early with ASHA on the trial's own epoch."""
+    """Stop unpromising trials early with ASHA, on each trial's progress (fraction of its own epochs done)."""
     grace_epochs: int = 2
-    """ASHA: epochs every trial runs before it may be stopped."""
+    """ASHA: epochs of train.epochs every trial runs before it may be stopped (the same fraction of a
+    method with its own epoch count, e.g. cRT's classifier stage)."""
+    duplicate_wait_s: float = 86400.0
+    """Longest wait (s) of a trial whose configuration another trial is training, if that one never ends."""
     search_defaults_first: bool = True
     """Run each method once at its defaults before sampling (a baseline per method)."""
     seed: int = 0
@@ -109,6 +112,10 @@ class Experiment:
     """Seed of weight initialisation and batch order (the data subset has data.subset_seed)."""
     repeats: int = 1
     """Seeds per configuration: seed, seed+1, ...; each repeat is its own trial row."""
+    repeat_subsets: bool = True
+    """Each repeat also draws its own training subset and validation split (data.subset_seed +
+    repeat), the same for every method (paired), as long-tail papers report: the subset is part
+    of the noise. false keeps one subset and varies only the weights' seed and batch order."""
     pretrain: str = ""
     """Self-supervised pre-training shared by every trial: "" (none) or "rotation" (SSP)."""
     recipe_overrides: dict[str, float] = field(default_factory=dict)
@@ -261,6 +268,7 @@ def validate(exp: Experiment, cluster: dict | None = None, local_data: bool = Tr
         raise LtrayError(f"unknown dataset {exp.data.name!r}; choose one of {', '.join(DATASETS)}")
     if not exp.data.rho >= 1:
         raise LtrayError(f"data.rho must be >= 1 (n_max / n_min), got {exp.data.rho}")
+    resolve(exp.data)
     if exp.data.counts:
         classes = {"digits-lt": 10, "cifar10-lt": 10, "cifar100-lt": 100}.get(exp.data.name)
         if classes is None:
@@ -286,19 +294,23 @@ def validate(exp: Experiment, cluster: dict | None = None, local_data: bool = Tr
         raise LtrayError("ASHA stops on one metric; use one objective with search.asha=true")
     if s.asha and not 1 <= s.grace_epochs <= exp.train.epochs:
         raise LtrayError(f"search.grace_epochs must be in [1, train.epochs={exp.train.epochs}], got {s.grace_epochs}")
+    if not s.duplicate_wait_s > 0:
+        raise LtrayError(f"search.duplicate_wait_s must be > 0, got {s.duplicate_wait_s}")
     if s.search_defaults_first and s.num_samples < len(exp.methods):
         raise LtrayError(f"search.num_samples={s.num_samples} is fewer than the {len(exp.methods)} methods; "
                          "every method runs once at its defaults first")
     _check_ranges(exp)
+    trained = stage_methods(exp.methods)
     for key, value in exp.recipe_overrides.items():
         method, _, fname = key.partition(".")
-        if method not in exp.methods:
-            raise LtrayError(f"recipe_overrides[{key!r}]: {method!r} is not among methods {exp.methods}")
+        if method not in exp.methods and method not in trained:
+            raise LtrayError(f"recipe_overrides[{key!r}]: {method!r} is not among methods {exp.methods} "
+                             f"nor a shared stage they train ({', '.join(trained) or 'none'})")
         numeric = {f.name for f in fields(Recipe) if _hints(Recipe)[f.name] in (int, float)}
         if fname not in numeric:
             raise LtrayError(f"recipe_overrides[{key!r}]: the recipe has no numeric field {fname!r}; "
                              f"choose from {', '.join(sorted(numeric))}")
-    for m in exp.methods:
+    for m in (*exp.methods, *trained):
         method_recipe(exp, m).validate()
     if exp.pretrain not in ("", "rotation"):
         raise LtrayError(f"pretrain must be '' or 'rotation', got {exp.pretrain!r}")
@@ -387,6 +399,29 @@ def _check_ranges(exp: Experiment) -> None:
         if exp.search.search_defaults_first and not lo <= default <= hi:
             raise LtrayError(f"search.ranges[{key!r}] = ({lo}, {hi}) excludes the default {knob}={default}, which "
                              "runs first; widen the range or set search.search_defaults_first=false")
+
+
+def stage_methods(methods: tuple[str, ...]) -> tuple[str, ...]:
+    """Methods trained once per study as a shared stage for these (DiVE's teacher, cRT's backbone)."""
+    out = []
+    for name in methods:
+        m = get_method(name)
+        out += [s for s in (m.teacher, m.backbone_from) if s and s not in out]
+    return tuple(out)
+
+
+def effective_recipe(exp: Experiment, method: str, hp: dict | None = None) -> Recipe:
+    """The recipe one trial of ``method`` trains with: the study's recipe, then this method's
+    ``recipe_overrides``, then the method's own changes (cRT's short class-balanced stage).
+    Everything that depends on how a trial trained (fit, its stage, its post-hoc rules) reads this."""
+    m = get_method(method)
+    return m.recipe(method_recipe(exp, method), m.hp(hp))
+
+
+def trial_data(exp: Experiment, repeat: int) -> DataConfig:
+    """The data of a study's ``repeat``-th seed: its own subset when ``repeat_subsets``."""
+    data = resolve(exp.data)
+    return replace(data, subset_seed=data.subset_seed + repeat) if exp.repeat_subsets and repeat else data
 
 
 def method_recipe(exp: Experiment, method: str) -> Recipe:

@@ -44,6 +44,31 @@ def disk_full(e: BaseException | None) -> bool:
     return False
 
 
+def mark_ended(study_dir: str, trial_id: str, how: str, error: str = "", result: dict | None = None) -> None:
+    """Record how Tune ended a trial ("complete": finished or stopped by the scheduler; "error"),
+    with its last result: a trial without a row is then labelled by what happened, and a
+    duplicate waiting for it stops waiting."""
+    folder = os.path.join(study_dir, "ended")
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{trial_id}.tmp")
+    with open(tmp, "w") as f:
+        json.dump({"how": how, "error": error, "result": result or {}}, f, default=float)
+    os.replace(tmp, os.path.join(folder, trial_id))
+
+
+def outcomes(study_dir: str) -> dict[str, dict]:
+    """trial_id -> {"how", "error", "result"} of every trial Tune has ended in this study."""
+    folder = os.path.join(study_dir, "ended")
+    out = {}
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        if not name.startswith("."):
+            try:
+                out[name] = json.loads(open(os.path.join(folder, name)).read())
+            except (OSError, ValueError):  # a file being replaced: read again on the next poll
+                pass
+    return out
+
+
 def claim(study_dir: str, method: str, hp: dict, seed: int, repeat: int, trial_id: str) -> str:
     """The trial that trains this (method, hp, seed): the first to create its claim file, which
     also records what the trial is (for a row if it never finishes)."""
@@ -156,11 +181,15 @@ def drop_damaged_train_state(run_dir: str) -> None:
 
 def release_stale_claims(study_dir: str) -> None:
     """On --resume nothing runs: a claim by a trial that never finished would make its rerun (or a
-    same-configuration trial) wait forever."""
+    same-configuration trial) wait forever, and its recorded end would fail such a wait at once."""
+    finished = R.finished_trials(study_dir)
+    ended = os.path.join(study_dir, "ended")
+    for name in os.listdir(ended) if os.path.isdir(ended) else []:
+        if name not in finished:  # it runs again now: its old end would fail a waiting duplicate
+            os.remove(os.path.join(ended, name))
     folder = os.path.join(study_dir, "claims")
     if not os.path.isdir(folder):
         return
-    finished = R.finished_trials(study_dir)
     for name in os.listdir(folder):
         path = os.path.join(folder, name)
         owner = read_claim(path).get("trial_id", "") if os.path.isfile(path) else None

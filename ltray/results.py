@@ -30,6 +30,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("test_many_posthoc", F64), ("test_medium_posthoc", F64), ("test_few_posthoc", F64),
         ("taunorm_tau_star", F64), ("val_bal_acc_taunorm", F64), ("test_bal_acc_taunorm", F64),
         ("test_bal_acc_taunorm1", F64), ("stage", STR), ("resumed_at", I64), ("wall_s", F64), ("finished_at", STR), ("versions", STR),
+        ("code_version", STR),
     ]),
     "epochs": pa.schema([
         ("study", STR), ("trial_id", STR), ("epoch", I64), ("lr", F64), ("train_loss", F64), ("val_bal_acc", F64),

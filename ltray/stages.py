@@ -19,15 +19,16 @@ import torch
 
 from ltray import results as R
 from ltray.data import DataBundle
+from ltray.experiment import effective_recipe
 from ltray.methods import get_method
 from ltray.models import build_model
 from ltray.train import fit, load_checkpoint, save_checkpoint
 
 
-def stage_key(kind: str, method: str, exp, seed: int) -> str:
-    """Same kind, method, data, model, recipe, pre-training and seed -> same stage."""
-    blob = json.dumps({"kind": kind, "method": method, "data": dataclasses.asdict(exp.data),
-                       "model": dataclasses.asdict(exp.model), "train": dataclasses.asdict(exp.train),
+def stage_key(kind: str, method: str, exp, recipe, subset_hash: str, seed: int) -> str:
+    """Same kind, method, data (and subset), model, recipe, pre-training and seed -> same stage."""
+    blob = json.dumps({"kind": kind, "method": method, "data": dataclasses.asdict(exp.data), "subset": subset_hash,
+                       "model": dataclasses.asdict(exp.model), "train": dataclasses.asdict(recipe),
                        "pretrain": exp.pretrain, "seed": seed}, sort_keys=True, default=list)
     return f"{kind}-{method or 'none'}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
@@ -62,20 +63,22 @@ def get_pretrained(study_dir: str, exp, data: DataBundle, seed: int, device, tri
         state, history = pretrain_rotation(data, exp.model.name, exp.train, seed, device)
         return state, history, float("nan"), float("nan")
 
-    return _stage(study_dir, stage_key("rotation", "", exp, seed), "rotation", "", exp, seed, data.subset_hash,
-                  trial_id, train)
+    key = stage_key("rotation", "", exp, exp.train, data.subset_hash, seed)
+    return _stage(study_dir, key, "rotation", "", exp, seed, data.subset_hash, trial_id, train)
 
 
 def get_trained(study_dir: str, exp, data: DataBundle, method: str, seed: int, device, trial_id: str
                 ) -> tuple[torch.nn.Module, str]:
     """A model trained with ``method`` once per study (from the pre-trained backbone if any):
-    DiVE's teacher, cRT's backbone."""
+    DiVE's teacher, cRT's backbone. It trains with ``method``'s effective recipe (its
+    ``recipe_overrides`` included), which is part of the stage's key."""
     m = get_method(method)
-    key = stage_key("model", method, exp, seed)
+    recipe = effective_recipe(exp, method)
+    key = stage_key("model", method, exp, recipe, data.subset_hash, seed)
 
     def train():
         init = get_pretrained(study_dir, exp, data, seed, device, trial_id)
-        res = fit(data, m, None, exp.model.name, exp.train, seed=seed, device=device, distributed=False,
+        res = fit(data, m, None, exp.model.name, recipe, seed=seed, device=device, distributed=False,
                   init_backbone=init)
         return res.state_dict, res.history, res.metrics["val_bal_acc"], res.metrics["test_bal_acc"]
 

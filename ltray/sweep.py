@@ -24,9 +24,11 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from ltray import recovery
 from ltray import results as R
+from ltray.core.metrics import VAL_METRICS
+from ltray.data import resolve
 from ltray.errors import LtrayError
-from ltray.experiment import (Experiment, apply_overrides, describe_fields, load_experiment, method_recipe, to_dict,
-                              validate)
+from ltray.experiment import (Experiment, apply_overrides, describe_fields, effective_recipe, load_experiment,
+                              method_recipe, to_dict, trial_data, validate)
 from ltray.methods import get_method
 
 # The Tune function that drives one trial only waits on its TorchTrainer: it reserves no CPU (so
@@ -126,14 +128,15 @@ def run_fit(cfg: dict, api, rank: int, local_rank: int) -> None:
 
     from ltray.data import load_data
     from ltray.evaluate import epoch_rows, failed_trial_row, trial_tables
-    from ltray.train import TrainingDiverged, fit
+    from ltray.methods import logits_are_balanced
+    from ltray.train import TrainingFailed, fit
 
     exp: Experiment = cfg["experiment"]
     torch.set_num_threads(max(1, int(exp.resources.cpus_per_worker)))
     device = "cpu"
     if exp.resources.gpus_per_worker > 0 and torch.cuda.is_available():
         device = f"cuda:{local_rank % torch.cuda.device_count()}"
-    data = load_data(exp.data)
+    data = load_data(trial_data(exp, cfg["repeat"]))
     method = get_method(cfg["method"])
     study, trial_id, study_dir = exp.name, cfg["trial_id"], cfg["study_dir"]
     history: list[dict] = []
@@ -171,9 +174,9 @@ def run_fit(cfg: dict, api, rank: int, local_rank: int) -> None:
                   device=device, report=report, resume_from=resume, teacher=teacher, init_backbone=init, freeze_backbone=freeze,
                   checkpoint_every_s=exp.resources.checkpoint_every_s, report_every_s=exp.resources.report_every_s,
                   on_epoch=on_epoch)
-    except TrainingDiverged as e:
+    except TrainingFailed as e:
         if rank == 0:
-            row = failed_trial_row(method=method.name, hp=cfg["hp"], status="failed", error=f"TrainingDiverged: {e}",
+            row = failed_trial_row(method=method.name, hp=cfg["hp"], status="failed", error=f"{type(e).__name__}: {e}",
                                    epochs_run=len(history), wall_s=time.time() - t0, **common)
             R.write_table(study_dir, "trials", trial_id, R.table("trials", row))
         return  # recorded; the Tune driver turns it into a failed trial without retrying
@@ -184,7 +187,8 @@ def run_fit(cfg: dict, api, rank: int, local_rank: int) -> None:
         tabs = trial_tables(method=method, hp=cfg["hp"], val_logits=res.val_logits, val_y=res.val_labels,
                             test_logits=res.test_logits, test_y=res.test_labels, train_counts=res.train_counts,
                             history=res.history, best_epoch=res.best_epoch, wall_s=time.time() - t0,
-                            taunorm=res.taunorm, stage=stage, resumed_at=res.start_epoch, **common)
+                            taunorm=res.taunorm, stage=stage, resumed_at=res.start_epoch,
+                            balanced=logits_are_balanced(method, effective_recipe(exp, method.name, cfg["hp"])), **common)
         if teacher is not None:
             from ltray.evaluate import virtual_rows
             from ltray.train import predict
@@ -217,10 +221,15 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
     seed = exp.seed + repeat
     original = recovery.claim(study_dir, method, hp, seed, repeat, trial_id)
     if original != trial_id:  # TPE re-picked a configuration already trained: same result, no training
-        result = _wait_for(study_dir, original)
+        result = _wait_for(study_dir, original, exp.search.duplicate_wait_s)
         row = R.load_study(study_dir, ("trials",))["trials"]
         row = row.filter(pa.compute.equal(row["trial_id"], original)).to_pydict()
-        row.update(trial_id=[trial_id], status=["duplicate"], error=[f"same configuration as {original}"])
+        if row["trial_id"]:
+            row.update(trial_id=[trial_id], status=["duplicate"], error=[f"same configuration as {original}"])
+        else:  # the original was stopped by ASHA (its row comes at the study's end): the same stop
+            row = _row_without_result(exp, study_dir, trial_id, {"method": method, "hp": hp, "seed": seed,
+                                                                 "repeat": repeat}, "duplicate",
+                                      f"same configuration as {original}, which ASHA stopped early", [], result)
         R.write_table(study_dir, "trials", trial_id, R.table("trials", row))
         tune.report(result)
         return
@@ -234,7 +243,7 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
         except Exception as e:  # a Python error repeats on retry; a killed process never gets here
             _record_failure(exp, study_dir, trial_id, method, hp, seed, repeat, e, time.time() - t0)
             raise
-        _check_finished(study_dir, trial_id)
+        _finish(study_dir, trial_id)
         return
     recovery.drop_damaged_train_state(os.path.join(study_dir, "ray", f"train-{trial_id}"))
     trainer = TorchTrainer(
@@ -254,7 +263,16 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
     except Exception as e:
         _record_failure(exp, study_dir, trial_id, method, hp, seed, repeat, e, time.time() - t0)
         raise
+    _finish(study_dir, trial_id)
+
+
+def _finish(study_dir: str, trial_id: str) -> None:
+    """The trial's last report is its stored row's validation metrics: Tune hands the last
+    result to the searcher, so Optuna ranks the trial on exactly what the trials table says."""
+    from ray import tune
+
     _check_finished(study_dir, trial_id)
+    tune.report(_stored_result(study_dir, trial_id))
 
 
 def _record_failure(exp, study_dir, trial_id, method, hp, seed, repeat, e: Exception, wall_s: float) -> None:
@@ -278,23 +296,40 @@ def _check_finished(study_dir: str, trial_id: str) -> None:
         raise RuntimeError(f"trial {trial_id} ended without writing its results")
 
 
-def _wait_for(study_dir: str, trial_id: str, poll_s: float = 2.0) -> dict:
+def _wait_for(study_dir: str, trial_id: str, timeout_s: float, poll_s: float = 2.0) -> dict:
+    """The result of ``trial_id``, which trains the configuration a duplicate re-picked: its
+    stored row, or the last result of a trial ASHA stopped. Fails at once when that trial ended
+    with an error and no row (killed, a full disk), and after
+    ``timeout_s`` when it shows no end at all (its driver died with it)."""
+    deadline = time.monotonic() + timeout_s
     while True:
         status = R.finished_trials(study_dir).get(trial_id)
         if status == "completed":
             return _stored_result(study_dir, trial_id)
         if status is not None:
             raise RuntimeError(f"the trial {trial_id} with the same configuration ended {status}")
+        ended = recovery.outcomes(study_dir).get(trial_id)
+        if ended is not None and ended["how"] == "complete" and ended["result"]:
+            return ended["result"]  # stopped by ASHA: what the searcher was told of it
+        if ended is not None:
+            why = ended["error"][:300] or "an error"
+            raise RuntimeError(f"the trial {trial_id} with the same configuration ended without a result ({why}); "
+                               "--resume trains it again")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"waited {timeout_s:g} s (search.duplicate_wait_s) for trial {trial_id}, which trains "
+                               "the same configuration, and it has neither a result nor an end; --resume trains it again")
         time.sleep(poll_s)
 
 
 def _stored_result(study_dir: str, trial_id: str) -> dict | None:
+    """What Tune (and so Optuna) is told of a finished trial: its row's validation metrics."""
     t = R.load_study(study_dir, ("trials",))["trials"]
     rows = [r for r in t.to_pylist() if r["trial_id"] == trial_id and r["status"] in ("completed", "duplicate")]
     if not rows:
         return None
     r = rows[0]
-    return {k: r[k] for k in ("val_bal_acc", "val_many", "val_medium", "val_few")} | {"trial_epoch": r["epochs_run"]}
+    return {k: r[k] for k in VAL_METRICS} | {"trial_epoch": r["epochs_run"], "selected_epoch": r["best_epoch"],
+                                            "progress": 1.0}
 
 
 # ---------------------------------------------------------------- the study
@@ -310,12 +345,15 @@ def _concurrency(exp: Experiment, cluster: dict) -> int:
     return max(1, n)
 
 
-def _progress_callback(metric: str, tune_dir: str):
+def _progress_callback(metric: str, study_dir: str):
     from ray import tune
 
+    tune_dir = os.path.join(study_dir, "ray", "tune")
+
     class Progress(tune.Callback):
-        """A line per trial result, one per finished or failed trial; keeps a whole copy of Tune's
-        state (when a trial starts or ends, and at most every 10 s in between)."""
+        """A line per trial result, one per finished or failed trial; records how Tune ended each
+        trial (``recovery.mark_ended``); keeps a whole copy of Tune's state (when a trial starts or
+        ends, and at most every 10 s in between)."""
 
         last_backup = 0.0
 
@@ -329,24 +367,40 @@ def _progress_callback(metric: str, tune_dir: str):
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             self.backup(every_s=10.0)
-            if "trial_epoch" in result:
-                loss = f"  loss {result['train_loss']:.4f}" if "train_loss" in result else "  (stored result)"
-                print(f"[{trial.trial_id}] {trial.config.get('method')} epoch {result['trial_epoch']}: "
-                      f"{metric} {result.get(metric, float('nan')):.4f}{loss}", flush=True)
+            if "trial_epoch" not in result:
+                return
+            head = f"[{trial.trial_id}] {trial.config.get('method')}"
+            if "train_loss" in result:  # an epoch: its own value, then the selection so far
+                print(f"{head} epoch {result['trial_epoch']}: {metric} {result['epoch_' + metric]:.4f}  "
+                      f"(selected {result[metric]:.4f}, epoch {result['selected_epoch'] + 1})  "
+                      f"loss {result['train_loss']:.4f}", flush=True)
+            else:  # the trial's result, as stored
+                print(f"{head} result: {metric} {result.get(metric, float('nan')):.4f} (epoch "
+                      f"{result['selected_epoch'] + 1} of {result['trial_epoch']}, selected on validation)", flush=True)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
+            last = trial.last_result or {}
+            keep = (*VAL_METRICS, "selected_epoch", "trial_epoch", "progress")
+            recovery.mark_ended(study_dir, trial.trial_id, "complete", result={k: last[k] for k in keep if k in last})
             print(f"[{trial.trial_id}] done: {_knobs(trial.config)}", flush=True)
             self.backup()
 
         def on_trial_error(self, iteration, trials, trial, **info):
             try:  # Tune's error file lives in the driver's local session folder, not the results disk
-                full = recovery.FULL in open(trial.error_file).read()
+                error = open(trial.error_file).read()
             except (OSError, TypeError):
-                full = False
-            why = f"{recovery.FULL}; --resume runs it again" if full else "see the trials table"
+                error = ""
+            recovery.mark_ended(study_dir, trial.trial_id, "error", error=_last_line(error))
+            why = f"{recovery.FULL}; --resume runs it again" if recovery.FULL in error else "see the trials table"
             print(f"[{trial.trial_id}] FAILED: {_knobs(trial.config)} ({why})", flush=True)
 
     return Progress()
+
+
+def _last_line(traceback_text: str) -> str:
+    """The exception line of a traceback (Ray's error files end with it), at most 500 characters."""
+    lines = [ln.strip() for ln in traceback_text.strip().splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else ""
 
 
 def _knobs(config: dict) -> str:
@@ -397,7 +451,11 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
     else:
         scheduler = None
         if exp.search.asha:
-            scheduler = ASHAScheduler(time_attr="trial_epoch", max_t=exp.train.epochs, grace_period=exp.search.grace_epochs)
+            # progress = fraction of the trial's own epochs (cRT's 10-epoch stage and a 30-epoch run
+            # reach a rung at the same fraction); a trial that finishes is never stopped at its
+            # end, so its final report (the stored row) always reaches the searcher
+            scheduler = ASHAScheduler(time_attr="progress", max_t=1.0, stop_last_trials=False,
+                                      grace_period=exp.search.grace_epochs / exp.train.epochs)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -406,7 +464,7 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
                 max_concurrent_trials=_concurrency(exp, ray.cluster_resources()),
                 metric=None if len(exp.search.objectives) == 2 else metric, mode=None if len(exp.search.objectives) == 2 else "max"),
             run_config=tune.RunConfig(name="tune", storage_path=tune_path, verbose=0,
-                                      callbacks=[_progress_callback(metric, os.path.join(tune_path, "tune"))],
+                                      callbacks=[_progress_callback(metric, study_dir)],
                                       # Train restarts its own workers; an in-process trial is
                                       # restarted by Tune, from its last checkpoint
                                       failure_config=tune.FailureConfig(max_failures=r.max_failures if r.in_process else 0),
@@ -440,26 +498,45 @@ def _raise_full(study_dir: str, expected: int) -> None:
 
 
 def _mark_stopped(exp: Experiment, study_dir: str) -> None:
-    """Trials with epochs but no trials row: stopped early by ASHA, or cut off (a full disk, a
-    killed driver) and run again as another trial. Each gets a row saying which."""
+    """Every trial without a trials row (it has epochs, or Tune ended it) gets a row saying what
+    happened to it, from how Tune ended it (``recovery.outcomes``): stopped early by ASHA (ended
+    without error; its values are the last result Tune gave the searcher), cut off by an error
+    that left no row (a killed process, a full disk), or cut off with the sweep itself (no end
+    recorded; ``--resume`` ran its configuration again as another trial)."""
     tabs = R.load_study(study_dir, ("trials", "epochs"))
     done = set(tabs["trials"].column("trial_id").to_pylist())
     epochs = tabs["epochs"].to_pylist()
+    claims, ended = recovery.claims(study_dir), recovery.outcomes(study_dir)
+    for tid in sorted(({e["trial_id"] for e in epochs} | set(ended)) - done):
+        how = ended.get(tid)
+        if how is None:
+            status, why = "interrupted", "cut off with the sweep before it finished; --resume ran its configuration again"
+        elif how["how"] == "complete":
+            status = "stopped"
+            why = f"stopped early by ASHA at {how['result'].get('progress', float('nan')):.0%} of its epochs"
+        else:
+            status, why = "interrupted", f"ended without a result: {how['error'] or 'unknown error'}"
+        rows = [e for e in epochs if e["trial_id"] == tid]
+        row = _row_without_result(exp, study_dir, tid, claims.get(tid, {}), status, why, rows,
+                                  how["result"] if how else {})
+        R.write_table(study_dir, "trials", tid, R.table("trials", row))
+
+
+def _row_without_result(exp: Experiment, study_dir: str, trial_id: str, claim: dict, status: str, why: str,
+                        epochs: list[dict], told: dict) -> dict:
+    """A trials row for a trial with no final logits: validation values as the searcher was told
+    (``told``), else of its best stored epoch, else NaN."""
     from ltray.evaluate import failed_trial_row
 
-    claims = recovery.claims(study_dir)
-    status, why = ("stopped", "stopped early by ASHA") if exp.search.asha else \
-        ("interrupted", "cut off before it finished; --resume ran its configuration again as another trial")
-    for tid in sorted({e["trial_id"] for e in epochs} - done):
-        rows = [e for e in epochs if e["trial_id"] == tid]
-        best = max(rows, key=lambda e: e["val_bal_acc"])
-        c = claims.get(tid, {})
-        row = failed_trial_row(study=exp.name, trial_id=tid, method=c.get("method", ""), hp=c.get("hp", {}),
-                               seed=c.get("seed", exp.seed), repeat=c.get("repeat", 0), exp=exp, subset_hash="",
-                               status=status, error=why, epochs_run=len(rows), wall_s=sum(e["epoch_s"] for e in rows))
-        row.update(best_epoch=[best["epoch"]], val_bal_acc=[best["val_bal_acc"]], val_many=[best["val_many"]],
-                   val_medium=[best["val_medium"]], val_few=[best["val_few"]])
-        R.write_table(study_dir, "trials", tid, R.table("trials", row))
+    row = failed_trial_row(study=exp.name, trial_id=trial_id, method=claim.get("method", ""), hp=claim.get("hp", {}),
+                           seed=claim.get("seed", exp.seed), repeat=claim.get("repeat", 0), exp=exp, subset_hash="",
+                           status=status, error=why, epochs_run=len(epochs), wall_s=sum(e["epoch_s"] for e in epochs))
+    if all(k in told for k in VAL_METRICS):
+        row.update({k: [told[k]] for k in VAL_METRICS}, best_epoch=[int(told["selected_epoch"])])
+    elif epochs:
+        best = max(epochs, key=lambda e: e["val_bal_acc"])
+        row.update({k: [best[k]] for k in VAL_METRICS}, best_epoch=[best["epoch"]])
+    return row
 
 
 # ---------------------------------------------------------------- CLI
@@ -501,6 +578,9 @@ def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespa
     # once connected; locally they are checked now, before Ray starts
     on_cluster = bool(a.address or os.environ.get("RAY_ADDRESS"))
     validate(exp, None if on_cluster else _local_resources())
+    # dataset defaults made explicit: experiment.json records what the trials use (digits-lt's 15
+    # validation images per class, not a 0 or a number it cannot hold)
+    exp = dataclasses.replace(exp, data=resolve(exp.data))
     study_dir = os.path.join(a.results, exp.name)
     if "://" not in a.results:
         _check_writable(a.results, exp.resources.min_free_mb)
@@ -584,20 +664,23 @@ def _runtime_env() -> dict:
 
 
 def print_summary(study_dir: str) -> None:
-    tabs = R.load_study(study_dir, ("trials",))
-    t = tabs["trials"]
+    """Per method, the configuration ``report.best_configurations`` selects (best mean validation
+    balanced accuracy over its seeds), with its seeds' mean: the same rows as ``ltray.report``
+    and the dashboard."""
+    from ltray.report import best_configurations
+
+    t = R.load_study(study_dir, ("trials",))["trials"]
     print(f"\n{t.num_rows} trials in {study_dir}")
-    print(f"{'method':<18} {'n':>3} {'best val':>9} {'its test':>9} {'+post-hoc':>9} {'many':>7} {'medium':>7} {'few':>7}")
-    rows = [r for r in t.to_pylist() if r["status"] == "completed"]
-    for method in sorted({r["method"] for r in rows}):
-        mine = [r for r in rows if r["method"] == method]
-        b = max(mine, key=lambda r: r["val_bal_acc"])  # selected on validation
-        print(f"{method:<18} {len(mine):>3} {b['val_bal_acc'] * 100:9.2f} {b['test_bal_acc'] * 100:9.2f} "
-              f"{b['test_bal_acc_posthoc'] * 100:9.2f} {b['test_many'] * 100:7.2f} {b['test_medium'] * 100:7.2f} "
-              f"{b['test_few'] * 100:7.2f}")
-    failed = [r for r in t.to_pylist() if r["status"] != "completed"]
-    for r in failed:
-        print(f"  {r['trial_id']} {r['status']}: {r['error'][:200]}")
+    print(f"{'method':<18} {'seeds':>5} {'val':>7} {'test':>7} {'+post-hoc':>9} {'many':>7} {'medium':>7} {'few':>7}")
+    cols = ("val_bal_acc", "test_bal_acc", "test_bal_acc_posthoc", "test_many", "test_medium", "test_few")
+    for method, rows in best_configurations(t).items():
+        mean = {c: sum(r[c] for r in rows) / len(rows) for c in cols}
+        print(f"{method:<18} {len(rows):>5} " + " ".join(f"{mean[c] * 100:{w}.2f}" for c, w in zip(cols, (7, 7, 9, 7, 7, 7))))
+    for r in t.to_pylist():
+        if r["status"] != "completed":
+            print(f"  {r['trial_id']} {r['status']}: {r['error'][:200]}")
+    print("(per method: the configuration with the best mean validation balanced accuracy over its seeds; "
+          "mean over those seeds; ltray.report adds 95% intervals)")
     print(f"\nLook at them: python -m dashboard --results {os.path.dirname(study_dir) or '.'}")
 
 

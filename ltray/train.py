@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ltray.core.metrics import balanced_accuracy, per_class_accuracy, shot_accuracy
+from ltray.core.metrics import VAL_METRICS, balanced_accuracy, per_class_accuracy, shot_accuracy
 from ltray.data import DataBundle, DataConfig, ImageList, augment_batch, load_data, to_float
 from ltray.errors import LtrayError
 from ltray.methods import Method, get_method, method_names
@@ -106,8 +106,30 @@ def lr_at(recipe: Recipe, epoch: int) -> float:
     return recipe.lr * recipe.gamma**passed
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingFailed(RuntimeError):
+    """A trial that cannot produce a result: it is recorded as failed, with this reason."""
+
+
+class TrainingDiverged(TrainingFailed):
     """The loss became NaN or infinite (e.g. an absurd learning rate)."""
+
+
+class NoSelectableEpoch(TrainingFailed):
+    """No epoch had a finite validation balanced accuracy, so there is no best epoch to keep."""
+
+
+def selected_metrics(history: list[dict], best_epoch: int, epochs: int) -> dict:
+    """What a report tells Tune after an epoch: ``VAL_METRICS`` of the best epoch so far (chosen
+    on ``val_bal_acc``), so that a trial stopped early (ASHA) or finished is ranked on the same
+    number the tables store; this epoch's own values as ``epoch_val_*``; and ``progress``, the
+    fraction of this trial's epochs done (ASHA's clock: a 10-epoch cRT stage and a 200-epoch
+    run are judged at the same fraction)."""
+    row = history[-1]
+    best = next((h for h in history if h["epoch"] == best_epoch), None)
+    out = {f"epoch_{k}": row[k] for k in VAL_METRICS}
+    out.update({k: (best[k] if best is not None else float("nan")) for k in VAL_METRICS})
+    return out | {"epoch": row["epoch"], "selected_epoch": best_epoch, "progress": (row["epoch"] + 1) / epochs,
+                  "train_loss": row["train_loss"], "lr": row["lr"]}
 
 
 @dataclass
@@ -191,7 +213,8 @@ def fit(
 ) -> FitResult:
     """Train ``model`` on ``data`` with ``method``'s loss; select the best epoch on validation.
 
-    Every epoch computes validation metrics and calls ``report(metrics, checkpoint_dir)``; rank 0
+    Every epoch computes validation metrics and calls ``report(metrics, checkpoint_dir)`` with
+    :func:`selected_metrics` (the best epoch so far, this epoch, progress); rank 0
     passes a folder holding ``state.pt`` (resumable with ``resume_from``), other DDP ranks None.
     With ``checkpoint_every_s > 0`` an epoch carries a checkpoint only when that many seconds
     have passed since the last one (and always the last epoch): tiny epochs then do not pay
@@ -310,7 +333,7 @@ def fit(
                "val_few": val["few"], "images_per_s": seen * world / dt if dt > 0 else float("nan"),
                "epoch_s": dt}
         history.append(row)
-        if val["bal_acc"] > best_val:
+        if math.isfinite(val["bal_acc"]) and val["bal_acc"] > best_val:
             best_val, best_epoch = val["bal_acc"], epoch
             best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
         if on_epoch is not None and rank == 0:
@@ -328,11 +351,15 @@ def fit(
                 flags = [bool(f) for f in flag.tolist()]
             due, send = flags
             if send:
-                _report_epoch(report, row, rank, net, opt, epoch, best_val, best_epoch, history, best_state, due)
+                _report_epoch(report, selected_metrics(history, best_epoch, recipe.epochs), rank, net, opt, epoch,
+                              best_val, best_epoch, history, best_state, due)
                 last_report = now
             if due:
                 last_ckpt = now
 
+    if best_state is None:
+        raise NoSelectableEpoch(f"no epoch of {recipe.epochs} had a finite validation balanced accuracy "
+                                f"({len(data.val)} validation images), so there is no best epoch to keep")
     net.load_state_dict(best_state)
     val_logits = predict(net, data, "val", device, workers=recipe.loader_workers) * scale
     test_logits = predict(net, data, "test", device, workers=recipe.loader_workers) * scale

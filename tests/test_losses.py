@@ -80,8 +80,10 @@ def test_equalization_limits(batch):
     logits, y, counts = batch
     prior = counts / counts.sum()
     assert torch.allclose(L.equalization_loss(logits, y, prior, 0.0), F.cross_entropy(logits, y))
-    # every class below threshold: only the target and no rival remains -> loss 0
-    assert L.equalization_loss(logits, y, prior, 1.1).item() == pytest.approx(0.0, abs=1e-12)
+    # every class below threshold, gamma = 1: only the target and no rival remains -> loss 0
+    assert L.equalization_loss(logits, y, prior, 1.1, gamma=1.0).item() == pytest.approx(0.0, abs=1e-12)
+    # gamma = 0 never drops a logit: plain CE whatever the threshold
+    assert torch.allclose(L.equalization_loss(logits, y, prior, 1.1, gamma=0.0), F.cross_entropy(logits, y))
     # brute force for one threshold
     lam = 0.05
     rows = []
@@ -89,7 +91,30 @@ def test_equalization_limits(batch):
         keep = [j for j in range(5) if j == y[i] or prior[j] >= lam]
         z = logits[i, keep]
         rows.append(-(logits[i, y[i]] - torch.logsumexp(z, 0)))
-    assert L.equalization_loss(logits, y, prior, lam).item() == pytest.approx(torch.stack(rows).mean().item())
+    assert L.equalization_loss(logits, y, prior, lam, gamma=1.0).item() == pytest.approx(torch.stack(rows).mean().item())
+
+
+def test_equalization_gamma_drops_each_tail_logit_with_probability_gamma(batch):
+    """Tan et al. Eq. 6 with beta ~ Bernoulli(gamma) per sample and class: brute force for one
+    draw of the mask (same generator), and the frequency of drops over many draws."""
+    logits, y, counts = batch
+    prior = counts / counts.sum()
+    lam, gamma = 0.05, 0.9
+    u = torch.rand(logits.shape, generator=torch.Generator().manual_seed(3))
+    rows = []
+    for i in range(len(y)):
+        keep = [j for j in range(5) if j == y[i] or prior[j] >= lam or u[i, j] >= gamma]
+        rows.append(-(logits[i, y[i]] - torch.logsumexp(logits[i, keep], 0)))
+    got = L.equalization_loss(logits, y, prior, lam, gamma, generator=torch.Generator().manual_seed(3))
+    assert got.item() == pytest.approx(torch.stack(rows).mean().item())
+    # one sample of class 0, two tail rivals (classes 3 and 4): its loss reveals how many were dropped
+    z = torch.zeros(1, 5, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    kept = [round(math.exp(L.equalization_loss(z, torch.tensor([0]), prior, lam, gamma, generator=g).item())) - 3
+            for _ in range(4000)]  # exp(loss) = 1 + 2 head rivals + kept tail rivals
+    assert sum(kept) / (2 * 4000) == pytest.approx(1 - gamma, abs=0.015)  # 3.3 standard errors
+    with pytest.raises(LtrayError, match="gamma"):
+        L.equalization_loss(logits, y, prior, lam, 1.5)
 
 
 def test_dive_limits(batch):
@@ -116,7 +141,7 @@ def test_gradients_match_finite_differences(batch, name):
         "bsce": lambda z: L.balanced_softmax_loss(z, y, counts),
         "lade": lambda z: L.lade_loss(z, y, prior, 0.1, 0.05),
         "ldam": lambda z: L.ldam_loss(torch.tanh(z), y, counts, 0.5, 5.0, L.drw_weights(counts)),
-        "eql": lambda z: L.equalization_loss(z, y, prior, 0.05),
+        "eql": lambda z: L.equalization_loss(z, y, prior, 0.05, gamma=1.0),  # a fixed mask
         "dive": lambda z: L.dive_loss(z, teacher, y, counts, 2.0, 0.5, 0.5),
     }
     z = logits.clone().requires_grad_(True)

@@ -8,7 +8,7 @@ from ltray import results as R
 from ltray.data import DataConfig, load_data
 from ltray.evaluate import trial_tables
 from ltray.experiment import Experiment
-from ltray.methods import get_method
+from ltray.methods import get_method, logits_are_balanced
 from ltray.report import la_table
 from ltray.train import Recipe, fit
 
@@ -25,7 +25,8 @@ def runs():
         m = get_method(name)
         res = fit(data, m, None, "cnn-small", RECIPE, seed=0)
         tabs = trial_tables(study="digits", trial_id=name, method=m, hp=m.hp(), seed=0, repeat=0, exp=EXP,
-                            subset_hash=data.subset_hash, val_logits=res.val_logits, val_y=res.val_labels,
+                            subset_hash=data.subset_hash, balanced=logits_are_balanced(m, m.recipe(RECIPE, m.hp())),
+                     val_logits=res.val_logits, val_y=res.val_labels,
                             test_logits=res.test_logits, test_y=res.test_labels, train_counts=res.train_counts,
                             history=res.history, best_epoch=res.best_epoch, wall_s=0.0, taunorm=res.taunorm)
         out[name] = {k: R.table(k, v) for k, v in tabs.items()}

@@ -1,14 +1,15 @@
 """A shared stage (DiVE's teacher) is trained once per study, even when trials race for it."""
 
+import dataclasses
 import multiprocessing as mp
 
 import torch
 
 from ltray import results as R
 from ltray.data import load_data
-from ltray.experiment import Experiment
+from ltray.experiment import Experiment, validate
 from ltray.stages import get_pretrained, get_trained, stage_key
-from ltray.train import Recipe, fit
+from ltray.train import Recipe, fit, load_checkpoint
 
 EXP = Experiment(name="s", train=Recipe(epochs=2, warmup_epochs=1))
 
@@ -35,10 +36,24 @@ def test_teacher_is_trained_once_for_racing_trials(tmp_path):
 
 
 def test_stage_key_depends_on_content():
-    a = stage_key("teacher", "balanced_softmax", EXP, 0)
-    assert a == stage_key("teacher", "balanced_softmax", EXP, 0)
-    assert a != stage_key("teacher", "balanced_softmax", EXP, 1)
-    assert a != stage_key("teacher", "balanced_softmax", Experiment(name="s", train=Recipe(epochs=3)), 0)
+    a = stage_key("teacher", "balanced_softmax", EXP, EXP.train, "h0", 0)
+    assert a == stage_key("teacher", "balanced_softmax", EXP, EXP.train, "h0", 0)
+    assert a != stage_key("teacher", "balanced_softmax", EXP, EXP.train, "h0", 1)
+    assert a != stage_key("teacher", "balanced_softmax", EXP, EXP.train, "h1", 0)  # another subset
+    assert a != stage_key("teacher", "balanced_softmax", EXP, Recipe(epochs=3), "h0", 0)
+
+
+def test_a_shared_stage_trains_with_its_methods_recipe_overrides(tmp_path):
+    """cRT's CE backbone is a stage: ``recipe_overrides`` for ce reach it (and its key)."""
+    exp = dataclasses.replace(EXP, methods=("crt",), recipe_overrides={"ce.epochs": 1.0, "ce.warmup_epochs": 0.0})
+    validate(exp)  # an override for the stage's method (not among methods) is accepted
+    data = load_data(exp.data)
+    _, key = get_trained(str(tmp_path), exp, data, "ce", 0, "cpu", "t")
+    _, plain = get_trained(str(tmp_path), EXP, data, "ce", 0, "cpu", "t")
+    assert key != plain
+    stages = {s["key"]: s for s in R.load_study(str(tmp_path), ("stages",))["stages"].to_pylist()}
+    history = {k: load_checkpoint(tmp_path / "stages" / k)["history"] for k in stages}
+    assert len(history[key]) == 1 and len(history[plain]) == EXP.train.epochs
 
 
 def test_dive_student_trains_from_the_teacher(tmp_path):
@@ -49,8 +64,6 @@ def test_dive_student_trains_from_the_teacher(tmp_path):
 
 
 def test_rotation_pretraining_is_one_stage_that_every_trial_starts_from(tmp_path):
-    import dataclasses
-
     from ltray.models import build_model
 
     exp = dataclasses.replace(EXP, pretrain="rotation", train=Recipe(epochs=1, warmup_epochs=0))

@@ -1,6 +1,7 @@
 """Real sweeps on a real Ray head node (one per pytest run): tables, resume, job submission."""
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -17,7 +18,7 @@ from ltray.core.metrics import per_class_accuracy
 from ltray.core.posthoc import pc_adjust, tau_curve
 from ltray.core.longtail import shifted_test_indices
 from ltray.data import DataConfig, load_data
-from ltray.evaluate import SHIFT_ADJUSTMENTS
+from ltray.evaluate import SHIFT_ADJUSTMENTS, code_version
 
 pytestmark = pytest.mark.ray
 TINY = ["train.epochs=2", "train.warmup_epochs=1", "search.num_samples=2", "methods=ce,balanced_softmax"]
@@ -60,9 +61,12 @@ def test_tiny_study_writes_every_table_and_values_match_the_logits(ray_head, tmp
         for s in ("val", "test"):
             pc = per_class_accuracy(f[s], y[s], 10)
             assert t[f"{s}_bal_acc"] == pytest.approx(np.nanmean(pc))
-        curve = tau_curve(f["val"], y["val"], counts / counts.sum(), 3.0)
-        assert t["tau_star"] == pytest.approx(curve.tau_star)
-        adj = f["test"] - t["tau_star"] * np.log(counts / counts.sum())
+        # balanced softmax's logits carry no training prior: post-hoc rules divide out a uniform one
+        balanced = t["method"] == "balanced_softmax"
+        prior = np.full(10, 0.1) if balanced else counts / counts.sum()
+        curve = tau_curve(f["val"], y["val"], prior, 3.0)
+        assert t["tau_star"] == (0.0 if balanced else pytest.approx(curve.tau_star))
+        adj = f["test"] - t["tau_star"] * np.log(prior)
         assert t["test_bal_acc_posthoc"] == pytest.approx(np.nanmean(per_class_accuracy(adj, y["test"], 10)))
         # one shifted set, PC with the true prior, recomputed
         idx = shifted_test_indices(y["test"], counts, 50, "forward")
@@ -74,13 +78,53 @@ def test_tiny_study_writes_every_table_and_values_match_the_logits(ray_head, tmp
         assert shift[0]["accuracy"] == pytest.approx(float((pred == y["test"][idx]).mean()), abs=1e-6)
         assert len([e for e in tabs["epochs"].to_pylist() if e["trial_id"] == t["trial_id"]]) == 2
     assert tabs["shifts"].num_rows == 2 * 11 * len(SHIFT_ADJUSTMENTS)
-    con = sqlite3.connect(study / "optuna.db")
-    states = [s for (s,) in con.execute("select state from trials")]
-    assert states == ["COMPLETE", "COMPLETE"]
+    assert {t["code_version"] for t in trials} == {code_version()}  # the workers ran this code
+    _assert_optuna_was_told_the_table(study)
     # a second run under the same name refuses, and changes nothing
     again = _sweep(ray_head, tmp_path, "resources.num_workers=2", "resources.cpus_per_worker=0.5", extra=["--name", "tiny"])
     assert again.returncode == 2 and "--resume" in again.stderr
     assert len(R.load_study(str(study))["trials"]) == 2
+
+
+def _assert_optuna_was_told_the_table(study):
+    """One definition: every Optuna trial's value is the trials table's val_bal_acc of the same
+    configuration (the selected epoch's, not the last epoch's)."""
+    import optuna
+
+    storage = f"sqlite:///{study / 'optuna.db'}"
+    told = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage).trials
+    rows = R.load_study(str(study), ("trials",))["trials"].to_pylist()
+    assert len(told) == len(rows)
+    for t in told:
+        assert t.state == optuna.trial.TrialState.COMPLETE, t
+        knobs = {k.split(".", 1)[1]: v for k, v in t.params.items() if k != "method"}
+        same = [r for r in rows if r["method"] == t.params["method"] and dict(r["params"] or []) == pytest.approx(knobs)]
+        assert same and all(t.value == r["val_bal_acc"] for r in same), (t.params, t.value, same)
+    return told, rows
+
+
+def test_asha_study_one_definition_from_searcher_to_summary(ray_head, tmp_path):
+    """In-process trials under ASHA on progress, with a recipe whose last epoch is worse than
+    its best: Optuna, the trials table (stopped trials included), the CLI summary and
+    ltray.report all carry the selected epoch's value."""
+    from ltray.report import method_table
+
+    r = _sweep(ray_head, tmp_path, "methods=ce,logit_adjusted", "search.num_samples=6", "search.asha=true",
+               "search.grace_epochs=1", "train.epochs=6", "train.lr=1.0", "train.warmup_epochs=6",
+               "train.batch_size=64", "train.weight_decay=0", "resources.in_process=true", "resources.report_every_s=0",
+               "resources.max_concurrent_trials=2", extra=["--name", "asha"])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    told, rows = _assert_optuna_was_told_the_table(tmp_path / "asha")
+    assert len(rows) == 6 and {t["status"] for t in rows} <= {"completed", "stopped", "duplicate"}
+    # the case that matters: a trial whose last reported epoch is not its best
+    assert any(0 <= t["best_epoch"] < t["epochs_run"] - 1 for t in rows if t["status"] != "duplicate")
+    for t in rows:
+        if t["status"] == "stopped":
+            assert re.search(r"stopped early by ASHA at \d+% of its epochs", t["error"])
+    summary = {ln.split()[0]: [float(x) for x in ln.split()[1:]] for ln in r.stdout.splitlines()
+               if ln.split() and ln.split()[0] in ("ce", "logit_adjusted") and len(ln.split()) == 8}
+    for m in method_table(R.load_study(str(tmp_path / "asha"), ("trials",))["trials"]):
+        assert summary[m["method"]][1] == pytest.approx(m["val_bal_acc"]["mean"] * 100, abs=0.006)
 
 
 def test_resume_after_the_driver_is_killed_does_not_retrain_finished_trials(ray_head, tmp_path):
@@ -123,6 +167,7 @@ def test_submit_as_a_ray_job_to_a_real_head_with_repeats(ray_head, tmp_path):
     assert len(trials) == 2 and {t["status"] for t in trials} == {"completed"}
     # one configuration, two seeds: each repeat is its own row with its own seed
     assert sorted((t["seed"], t["repeat"]) for t in trials) == [(0, 0), (1, 1)]
+    assert trials[0]["subset_hash"] != trials[1]["subset_hash"]  # repeat_subsets: each seed its own subset
     assert trials[0]["test_bal_acc"] != trials[1]["test_bal_acc"]
 
 

@@ -102,12 +102,21 @@ def drw_weights(counts, beta: float = 0.9999) -> torch.Tensor:
     return w / w.sum() * n.numel()
 
 
-def equalization_loss(logits: torch.Tensor, y: torch.Tensor, prior, lam: float) -> torch.Tensor:
-    """Softmax equalization loss (Tan et al.): for a sample of class y, the logits of tail
-    classes ``j != y`` with ``prior_j < lam`` are dropped from the softmax denominator."""
+def equalization_loss(logits: torch.Tensor, y: torch.Tensor, prior, lam: float, gamma: float = 0.9,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """Softmax equalization loss (Tan et al. CVPR 2020, Eq. 6): for a sample of class y, the
+    logit of a tail class ``j != y`` (``prior_j < lam``) leaves the softmax denominator when
+    ``beta = 1``, where beta ~ Bernoulli(gamma) is drawn per sample and class (the paper keeps
+    some negative gradients for tail classes; gamma = 0.9 in its configs). gamma = 1 always
+    drops them, gamma = 0 is plain CE. logits (N, C), y (N,) -> scalar."""
     p = _vec(prior, logits)
     _check(logits, y, p)
+    if not 0.0 <= gamma <= 1.0:
+        raise LtrayError(f"equalization gamma must be in [0, 1], got {gamma}")
     drop = (p < lam)[None, :] & (F.one_hot(y, logits.shape[1]) == 0)
+    if gamma < 1.0:
+        u = torch.rand(logits.shape, generator=generator, device="cpu" if generator is not None else logits.device)
+        drop = drop & (u.to(logits.device) < gamma)
     return F.cross_entropy(logits.masked_fill(drop, float("-inf")), y)
 
 

@@ -10,6 +10,10 @@ from ltray.errors import LtrayError
 MANY_SHOT = 100  # many-shot: more than 100 training images (BALMS shot_acc)
 FEW_SHOT = 20  # few-shot: fewer than 20 training images
 
+# A trial's validation result: the selected (best on val_bal_acc) epoch's values. The searcher,
+# ASHA, the trials table, the CLI, the report and the dashboard all mean these numbers.
+VAL_METRICS = ("val_bal_acc", "val_many", "val_medium", "val_few")
+
 
 def _preds(logits_or_preds) -> np.ndarray:
     a = logits_or_preds.detach().cpu().numpy() if isinstance(logits_or_preds, torch.Tensor) else np.asarray(logits_or_preds)

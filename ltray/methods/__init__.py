@@ -76,6 +76,13 @@ def method_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def logits_are_balanced(method: Method, recipe) -> bool:
+    """Whether a trial's logits have the training prior removed, from what it trained with: a
+    balanced loss (LA, BSCE, LADE, DiVE) or class-balanced sampling (cRT, or any method with
+    ``train.sampler=balanced``), which shows the classifier a uniform label prior."""
+    return method.balanced_logits or recipe.sampler == "balanced"
+
+
 def prior_of(counts: torch.Tensor) -> torch.Tensor:
     c = counts.double()
     return c / c.sum()

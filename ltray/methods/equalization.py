@@ -1,5 +1,6 @@
-"""Softmax equalization loss (Tan et al. CVPR 2020): tail logits other than the target's are
-dropped from the denominator for classes with prior below lambda."""
+"""Softmax equalization loss (Tan et al. CVPR 2020): for classes with prior below lambda, the
+logits of tail classes other than the target's leave the softmax denominator, each with
+probability gamma (0.9 in the paper's configs)."""
 
 from ltray.core.losses import equalization_loss
 from ltray.methods import Method, prior_of, register
@@ -7,13 +8,19 @@ from ltray.methods import Method, prior_of, register
 
 def _loss(counts, epochs, hp, teacher=None):
     prior = prior_of(counts)
-    return lambda out, y, epoch, x: equalization_loss(out, y, prior, hp["lam"])
+
+    def loss(out, y, epoch, x):
+        # the Bernoulli draws use torch's global generator, which fit seeds once per trial
+        return equalization_loss(out, y, prior, hp["lam"], hp["gamma"])
+
+    return loss
 
 
 METHOD = register(Method(
     name="equalization",
-    summary="softmax equalization loss (frequency threshold lambda)",
+    summary="softmax equalization loss (frequency threshold lambda, drop probability gamma)",
     make_loss=_loss,
-    defaults={"lam": 0.005},
-    space=lambda trial: {"lam": trial.suggest_float("lam", 1e-4, 0.1, log=True)},
+    defaults={"lam": 0.005, "gamma": 0.9},
+    space=lambda trial: {"lam": trial.suggest_float("lam", 1e-4, 0.1, log=True),
+                         "gamma": trial.suggest_float("gamma", 0.5, 1.0)},
 ))
