@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 
 from ltray import results as R
 
@@ -49,11 +50,14 @@ def mark_ended(study_dir: str, trial_id: str, how: str, error: str = "", result:
     with its last result: a trial without a row is then labelled by what happened, and a
     duplicate waiting for it stops waiting."""
     folder = os.path.join(study_dir, "ended")
-    os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".{trial_id}.tmp")
-    with open(tmp, "w") as f:
-        json.dump({"how": how, "error": error, "result": result or {}}, f, default=float)
-    os.replace(tmp, os.path.join(folder, trial_id))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(tmp, "w") as f:
+            json.dump({"how": how, "error": error, "result": result or {}}, f, default=float)
+        os.replace(tmp, os.path.join(folder, trial_id))
+    except OSError as e:  # a full results disk: the study stops with its own error; the row is unlabelled
+        warnings.warn(f"could not record how trial {trial_id} ended in {folder}: {e}", stacklevel=2)
 
 
 def outcomes(study_dir: str) -> dict[str, dict]:

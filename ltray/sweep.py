@@ -381,8 +381,8 @@ def _progress_callback(metric: str, study_dir: str):
         def on_trial_complete(self, iteration, trials, trial, **info):
             last = trial.last_result or {}
             keep = (*VAL_METRICS, "selected_epoch", "trial_epoch", "progress")
-            recovery.mark_ended(study_dir, trial.trial_id, "complete", result={k: last[k] for k in keep if k in last})
             print(f"[{trial.trial_id}] done: {_knobs(trial.config)}", flush=True)
+            recovery.mark_ended(study_dir, trial.trial_id, "complete", result={k: last[k] for k in keep if k in last})
             self.backup()
 
         def on_trial_error(self, iteration, trials, trial, **info):
@@ -390,9 +390,9 @@ def _progress_callback(metric: str, study_dir: str):
                 error = open(trial.error_file).read()
             except (OSError, TypeError):
                 error = ""
-            recovery.mark_ended(study_dir, trial.trial_id, "error", error=_last_line(error))
             why = f"{recovery.FULL}; --resume runs it again" if recovery.FULL in error else "see the trials table"
             print(f"[{trial.trial_id}] FAILED: {_knobs(trial.config)} ({why})", flush=True)
+            recovery.mark_ended(study_dir, trial.trial_id, "error", error=_last_line(error))
 
     return Progress()
 
