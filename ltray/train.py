@@ -15,16 +15,17 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, ClassVar, Iterable, Iterator, NamedTuple
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from ltray.core.metrics import VAL_METRICS, balanced_accuracy, per_class_accuracy, shot_accuracy
+from ltray.core.metrics import VAL_METRICS, per_class_accuracy, shot_accuracy
 from ltray.data import DataBundle, DataConfig, ImageList, augment_batch, load_data, to_float
 from ltray.errors import LtrayError
-from ltray.methods import Method, get_method, method_names
+from ltray.evaluate import tau_normalized_results
+from ltray.methods import LossFn, Method, get_method, method_names
 from ltray.models import MODELS, build_model
 
 CHECKPOINT_FILE = "state.pt"
@@ -155,6 +156,10 @@ def _rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+def _collective_device(device: torch.device) -> torch.device | str:
+    return device if device.type == "cuda" else "cpu"  # NCCL wants CUDA tensors, gloo CPU ones
+
+
 def _epoch_indices(labels: np.ndarray, recipe: Recipe, gen: np.random.Generator) -> np.ndarray:
     """One epoch of global sample indices (same on every rank: each takes its own shard)."""
     n = labels.size
@@ -169,19 +174,21 @@ def _epoch_indices(labels: np.ndarray, recipe: Recipe, gen: np.random.Generator)
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, data: DataBundle, split: str, device: torch.device, batch: int = 1024,
-            workers: int = 0) -> np.ndarray:
-    """Model outputs (N, C) on a split, in eval mode, float32 numpy."""
+            workers: int = 0, fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
+    """Model outputs (N, C) on a split, in eval mode, float32 numpy. ``fn`` runs on each batch in
+    place of ``model`` (``model.features`` gives features (N, D)); ``model`` is still put in eval mode."""
     model.eval()
+    fn = model if fn is None else fn
     s = getattr(data, split)
     outs = []
     if data.in_memory:
         for i in range(0, len(s), batch):
             xb = to_float(s.x[i:i + batch].to(device), data.mean, data.std)
-            outs.append(model(xb).float().cpu())
+            outs.append(fn(xb).float().cpu())
     else:
         ds = ImageList(s.paths, s.y, data.image_size, False, data.mean, data.std)
         for xb, _ in torch.utils.data.DataLoader(ds, batch_size=min(batch, 256), num_workers=workers):
-            outs.append(model(xb.to(device)).float().cpu())
+            outs.append(fn(xb.to(device)).float().cpu())
     return torch.cat(outs).numpy() if outs else np.zeros((0, data.num_classes), np.float32)
 
 
@@ -190,6 +197,284 @@ def summarize(logits: np.ndarray, labels: np.ndarray, train_counts: np.ndarray) 
     C = train_counts.size
     pc = per_class_accuracy(logits, labels, C)
     return {"bal_acc": float(np.nanmean(pc)), **shot_accuracy(pc, train_counts), "per_class": pc}
+
+
+@dataclass
+class TrainState:
+    """What a run carries from epoch to epoch, and what its checkpoint holds. The one place that
+    knows the checkpoint keys (``ltray.stages`` writes the same keys through save_checkpoint)."""
+
+    KEYS: ClassVar[tuple[str, ...]] = ("model", "optimizer", "epoch", "best_val", "best_epoch", "history", "best_state")
+
+    net: torch.nn.Module
+    """The model being trained (never the DDP or compiled wrapper)."""
+    opt: torch.optim.Optimizer
+    """Its optimiser."""
+    epoch: int = 0
+    """The next epoch to train; a checkpoint stores the last one done (epoch - 1)."""
+    best_val: float = -1.0
+    """Best finite validation balanced accuracy so far (-1: none yet)."""
+    best_epoch: int = -1
+    """The epoch that reached it (-1: none yet)."""
+    history: list[dict] = field(default_factory=list)
+    """One row per epoch trained, the checkpoint's rows first on resume."""
+    best_state: dict | None = None
+    """CPU copy of the best epoch's weights."""
+
+    def to_checkpoint(self) -> dict:
+        # keys in the order checkpoints always had them
+        return {"model": self.net.state_dict(), "optimizer": self.opt.state_dict(), "epoch": self.epoch - 1,
+                "best_val": self.best_val, "best_epoch": self.best_epoch, "history": self.history,
+                "best_state": self.best_state}
+
+    @classmethod
+    def from_checkpoint(cls, ck: dict, net: torch.nn.Module, opt: torch.optim.Optimizer) -> TrainState:
+        """Load ``ck`` (from :func:`load_checkpoint`) into ``net`` and ``opt``; training goes on
+        with the epoch after the checkpoint's."""
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        return cls(net, opt, ck["epoch"] + 1, ck["best_val"], ck["best_epoch"], list(ck["history"]), ck["best_state"])
+
+    def record(self, row: dict) -> None:
+        """Add an epoch's history row; keep the weights when its validation balanced accuracy
+        is finite and the best so far."""
+        self.history.append(row)
+        self.epoch = row["epoch"] + 1
+        if math.isfinite(row["val_bal_acc"]) and row["val_bal_acc"] > self.best_val:
+            self.best_val, self.best_epoch = row["val_bal_acc"], row["epoch"]
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
+
+
+@dataclass(frozen=True)
+class ModelStart:
+    """Which model a run trains and where it starts from (fit's model arguments together)."""
+
+    name: str = "cnn-small"
+    """Model name (ltray.models.MODELS)."""
+    init_backbone: dict | None = None
+    """Backbone state dict to start from, with a fresh classifier (SSP, cRT)."""
+    freeze_backbone: bool = False
+    """Train the classifier only (cRT)."""
+    teacher: torch.nn.Module | None = None
+    """The trained model a distillation method's loss needs (DiVE)."""
+    resume_from: str | None = None
+    """Checkpoint folder or file to go on from: weights, optimiser, history, best epoch."""
+
+
+@dataclass
+class Run:
+    """What one training run sets up once (:func:`build_run`) and every epoch uses."""
+
+    net: torch.nn.Module
+    """The model: evaluated and checkpointed."""
+    train_net: torch.nn.Module
+    """What the training steps call: ``net``, wrapped in DDP and/or compiled."""
+    loss_fn: LossFn
+    """(outputs (B, C), labels (B,), epoch, inputs) -> scalar loss."""
+    opt: torch.optim.Optimizer
+    """SGD over the trainable parameters."""
+    recipe: Recipe
+    """The effective recipe: batch size, augmentation, bf16, channels_last, loader workers."""
+    device: torch.device
+    """Where the steps run."""
+    x_train: torch.Tensor | None = None
+    """In-memory training inputs on the device, uint8 (N, C, H, W) or float (N, D); None for file lists."""
+    y_train: torch.Tensor | None = None
+    """In-memory training labels (N,) on the device."""
+    rank: int = 0
+    """This process's DDP rank."""
+    world: int = 1
+    """DDP ranks (1: trains alone)."""
+    scale: float = 1.0
+    """Multiplier from model outputs to logits (LDAM's cosine scale s)."""
+    mix_alpha: float = 0.0
+    """mixup: lambda ~ Beta(alpha, alpha) per step (0 = off)."""
+    freeze_backbone: bool = False
+    """Keep the backbone in eval mode while training (cRT: frozen BatchNorm statistics too)."""
+
+
+def _setup_model(data: DataBundle, head: str, start: ModelStart, device: torch.device) -> torch.nn.Module:
+    """The model on ``device``, from ``start.init_backbone`` if given, backbone frozen if asked."""
+    in_ch, in_dim = data.input_shape
+    net = build_model(start.name, data.num_classes, in_ch, head, in_dim).to(device)
+    if start.init_backbone is not None:
+        net.backbone.load_state_dict(start.init_backbone)
+    if start.freeze_backbone:
+        for p in net.backbone.parameters():
+            p.requires_grad_(False)
+    return net
+
+
+def _wrap(net: torch.nn.Module, recipe: Recipe, device: torch.device, world: int) -> torch.nn.Module:
+    """What the training steps call: ``net`` (channels_last in place), in DDP across ranks, compiled."""
+    if recipe.channels_last:
+        net.to(memory_format=torch.channels_last)
+    train_net = net
+    if world > 1:
+        train_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if recipe.compile:
+        train_net = torch.compile(train_net)  # compiled once; every epoch of this run reuses it
+    return train_net
+
+
+def build_run(data: DataBundle, method: Method, hp: dict, recipe: Recipe, start: ModelStart, device: torch.device,
+              rank: int = 0, world: int = 1) -> tuple[Run, TrainState]:
+    """Set up one run: the model, ``method``'s loss (``hp``: its full hyperparameters), SGD, the
+    state to start from (``start.resume_from``'s, or a fresh one), then the training wrapper."""
+    counts = data.train_counts
+    if (counts == 0).any():
+        raise LtrayError(f"{data.name}: classes {np.flatnonzero(counts == 0).tolist()} have no training image")
+    counts_t = torch.as_tensor(counts, dtype=torch.float32, device=device)
+    net = _setup_model(data, method.head, start, device)
+    if method.teacher and start.teacher is None:
+        raise LtrayError(f"method {method.name} needs a trained {method.teacher} teacher (ltray.stages.get_trained)")
+    teacher = start.teacher.to(device) if start.teacher is not None else None
+    loss_fn = method.make_loss(counts_t, recipe.epochs, hp, teacher)
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=recipe.lr, momentum=recipe.momentum,
+                          weight_decay=recipe.weight_decay)
+    # restored before wrapping: DDP then starts every rank from the checkpoint's weights
+    state = TrainState.from_checkpoint(load_checkpoint(start.resume_from), net, opt) if start.resume_from \
+        else TrainState(net, opt)
+    run = Run(net=net, train_net=_wrap(net, recipe, device, world), loss_fn=loss_fn, opt=opt, recipe=recipe,
+              device=device, x_train=data.train.x.to(device) if data.in_memory else None,
+              y_train=data.train.y.to(device), rank=rank, world=world, scale=method.logit_scale(hp),
+              mix_alpha=max(recipe.mixup_alpha, method.mixup(hp)), freeze_backbone=start.freeze_backbone)
+    return run, state
+
+
+def batches(data: DataBundle, run: Run, order: np.ndarray, tgen: torch.Generator
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of training batches on the device: (inputs (B, ...), labels (B,)), this rank's
+    shard of each global batch of ``order`` (global sample indices). In-memory images are
+    augmented with ``tgen``, one batch per ``next``, so their draws interleave with the steps'
+    mixup draws from ``tgen`` as they always did; file lists go through a DataLoader."""
+    recipe, device = run.recipe, run.device
+    steps = math.ceil(order.size / recipe.batch_size)
+    if not data.in_memory:
+        loader = _file_batches(data, order, recipe, run.rank, run.world, max(recipe.batch_size // run.world, 1))
+        for _ in range(steps):
+            xb, yb = next(loader)
+            yield xb.to(device, non_blocking=True), yb.to(device)
+        return
+    aug = data.augment if recipe.augment else "none"
+    fmt = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    for step in range(steps):
+        glob = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
+        idx = torch.from_numpy(glob[run.rank::run.world]).to(device)
+        if idx.numel() == 0:
+            idx = torch.from_numpy(glob[:1]).to(device)  # keep DDP ranks in step
+        xb = to_float(augment_batch(run.x_train[idx], aug, tgen), data.mean, data.std)
+        yield xb.contiguous(memory_format=fmt), run.y_train[idx]
+
+
+def _file_batches(data: DataBundle, order: np.ndarray, recipe: Recipe, rank: int, world: int, local_bs: int):
+    """Batches of a list-file dataset through a DataLoader over this rank's shard of the order."""
+    mine = np.concatenate([order[i:i + recipe.batch_size][rank::world] for i in range(0, order.size, recipe.batch_size)])
+    ds = ImageList(data.train.paths, data.train.y, data.image_size, recipe.augment, data.mean, data.std)
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, mine.tolist()), batch_size=local_bs,
+                                         num_workers=recipe.loader_workers, pin_memory=torch.cuda.is_available())
+    return iter(loader)
+
+
+class EpochStats(NamedTuple):
+    """What one epoch of steps leaves (this rank's share)."""
+
+    loss: float  # mean training loss per image
+    images: int  # images trained on
+    seconds: float  # wall-clock seconds of the steps
+
+
+def _loss_step(run: Run, xb: torch.Tensor, yb: torch.Tensor, epoch: int, gen: np.random.Generator,
+               tgen: torch.Generator) -> torch.Tensor:
+    """The loss of one batch; with mixup, the mix of the two labels' losses on the mixed batch
+    (lambda from ``gen``, the pairing from ``tgen``)."""
+    if run.mix_alpha > 0:
+        lam = float(gen.beta(run.mix_alpha, run.mix_alpha))
+        perm = torch.randperm(yb.numel(), generator=tgen).to(run.device)
+        xb = lam * xb + (1 - lam) * xb[perm]
+        out = run.train_net(xb).float()
+        return lam * run.loss_fn(out, yb, epoch, xb) + (1 - lam) * run.loss_fn(out, yb[perm], epoch, xb)
+    return run.loss_fn(run.train_net(xb).float(), yb, epoch, xb)
+
+
+def train_epoch(run: Run, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], epoch: int, lr: float,
+                gen: np.random.Generator, tgen: torch.Generator) -> EpochStats:
+    """One epoch of SGD steps at learning rate ``lr`` over ``batches`` (see :func:`batches`).
+    Raises TrainingDiverged, on every DDP rank at once, when the epoch's loss is not finite."""
+    for g in run.opt.param_groups:
+        g["lr"] = lr
+    run.train_net.train()
+    if run.freeze_backbone:
+        run.net.backbone.eval()  # frozen BatchNorm statistics too
+    autocast = torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.recipe.bf16)
+    t0, seen = time.perf_counter(), 0
+    loss_sum_t = torch.zeros((), device=run.device)  # summed on the device: no host sync per step
+    for xb, yb in batches:
+        with autocast:
+            loss = _loss_step(run, xb, yb, epoch, gen, tgen)
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        run.opt.step()
+        seen += yb.numel()
+        loss_sum_t += loss.detach().float() * yb.numel()
+    loss_sum = float(loss_sum_t)  # the epoch's one sync; a NaN step makes the sum NaN
+    finite = math.isfinite(loss_sum)
+    if run.world > 1:  # every rank stops together, or the others would wait in the next collective
+        flag = torch.tensor([float(finite)], device=_collective_device(run.device))
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        finite = bool(flag.item())
+    if not finite:
+        raise TrainingDiverged(f"loss became {loss_sum / max(seen, 1)} in epoch {epoch} (lr {lr:g})")
+    return EpochStats(loss_sum / max(seen, 1), seen, time.perf_counter() - t0)
+
+
+class ReportClock:
+    """Which epochs are reported, and which of those carry a checkpoint, in seconds of
+    ``time.monotonic``. An epoch carries a checkpoint when ``checkpoint_every_s`` have passed
+    since the last one, and always the last epoch; it is reported when it carries one or when
+    ``report_every_s`` have passed since the last report. Rank 0's clock decides for all ranks."""
+
+    def __init__(self, report_every_s: float, checkpoint_every_s: float, epochs: int, device: torch.device,
+                 world: int = 1):
+        self.report_every_s, self.checkpoint_every_s, self.epochs = report_every_s, checkpoint_every_s, epochs
+        self.device, self.world = device, world
+        self.last_report = self.last_checkpoint = time.monotonic()
+
+    def tick(self, epoch: int) -> tuple[bool, bool]:
+        """(report, with a checkpoint) for ``epoch``, just trained; reads the clock once."""
+        now = time.monotonic()
+        due = now - self.last_checkpoint >= self.checkpoint_every_s or epoch == self.epochs - 1
+        flags = [due, due or now - self.last_report >= self.report_every_s]
+        if self.world > 1:  # every rank must agree, or DDP ranks would report differently
+            flag = torch.tensor([float(f) for f in flags], device=_collective_device(self.device))
+            dist.broadcast(flag, 0)
+            flags = [bool(f) for f in flag.tolist()]
+        due, send = flags
+        if send:
+            self.last_report = now
+        if due:
+            self.last_checkpoint = now
+        return send, due
+
+
+def _epoch_row(run: Run, data: DataBundle, epoch: int, lr: float, stats: EpochStats) -> dict:
+    """An epoch's history row: training loss and speed, validation metrics of its weights."""
+    val_logits = predict(run.net, data, "val", run.device, workers=run.recipe.loader_workers) * run.scale
+    val = summarize(val_logits, data.val.y.numpy(), data.train_counts)
+    dt = stats.seconds
+    return {"epoch": epoch, "lr": lr, "train_loss": stats.loss,
+            "val_bal_acc": val["bal_acc"], "val_many": val["many"], "val_medium": val["medium"],
+            "val_few": val["few"], "images_per_s": stats.images * run.world / dt if dt > 0 else float("nan"),
+            "epoch_s": dt}
+
+
+def _report_epoch(report: Report, metrics: dict, state: TrainState, rank: int, with_checkpoint: bool) -> None:
+    if rank != 0 or not with_checkpoint:
+        report(metrics, None)
+        return
+    with tempfile.TemporaryDirectory(prefix="ltray-ckpt-") as d:
+        save_checkpoint(d, state.to_checkpoint())
+        report(metrics, d)  # the listener copies what it keeps before the folder goes
 
 
 def fit(
@@ -236,192 +521,54 @@ def fit(
     rank, world = _rank_world() if distributed else (0, 1)
     device = torch.device(device)
     torch.manual_seed(seed)
-    counts_np = data.train_counts
-    if (counts_np == 0).any():
-        raise LtrayError(f"{data.name}: classes {np.flatnonzero(counts_np == 0).tolist()} have no training image")
-    counts = torch.as_tensor(counts_np, dtype=torch.float32, device=device)
-    in_ch, in_dim = data.input_shape
-    net = build_model(model, data.num_classes, in_ch, m.head, in_dim).to(device)
-    if init_backbone is not None:
-        net.backbone.load_state_dict(init_backbone)
-    if freeze_backbone:
-        for p in net.backbone.parameters():
-            p.requires_grad_(False)
-    if m.teacher and teacher is None:
-        raise LtrayError(f"method {m.name} needs a trained {m.teacher} teacher (ltray.stages.get_trained)")
-    loss_fn = m.make_loss(counts, recipe.epochs, hp, teacher.to(device) if teacher is not None else None)
-    scale = m.logit_scale(hp)
-    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=recipe.lr, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay)
-    start, best_val, best_epoch, history, best_state = 0, -1.0, -1, [], None
-    if resume_from:
-        ck = load_checkpoint(resume_from)
-        net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        start, best_val, best_epoch = ck["epoch"] + 1, ck["best_val"], ck["best_epoch"]
-        history, best_state = list(ck["history"]), ck["best_state"]
-    fmt = torch.channels_last if recipe.channels_last else torch.contiguous_format
-    if recipe.channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    train_net = net
-    resumed_at = start
-    if world > 1:
-        train_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    if recipe.compile:
-        train_net = torch.compile(train_net)  # compiled once; every epoch of this run reuses it
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.bf16)
-    last_ckpt = last_report = time.monotonic()
-    labels_np = data.train.y.numpy()
-    local_bs = max(recipe.batch_size // world, 1)
-    x_dev = data.train.x.to(device) if data.in_memory else None
-    y_dev = data.train.y.to(device)
-    aug = data.augment if recipe.augment else "none"
-    mix_alpha = max(recipe.mixup_alpha, m.mixup(hp))
-
-    for epoch in range(start, recipe.epochs):
-        lr = lr_at(recipe, epoch)
-        for g in opt.param_groups:
-            g["lr"] = lr
+    start = ModelStart(model, init_backbone, freeze_backbone, teacher, resume_from)
+    run, state = build_run(data, m, hp, recipe, start, device, rank, world)
+    resumed_at = state.epoch
+    clock = ReportClock(report_every_s, checkpoint_every_s, recipe.epochs, device, world)
+    labels = data.train.y.numpy()
+    for epoch in range(state.epoch, recipe.epochs):
         gen = np.random.default_rng([seed, epoch])  # same order on every rank, reproducible on resume
         tgen = torch.Generator().manual_seed(seed * 100003 + epoch * 7919 + rank)
-        order = _epoch_indices(labels_np, recipe, gen)
-        steps = math.ceil(order.size / recipe.batch_size)
-        train_net.train()
-        if freeze_backbone:
-            net.backbone.eval()  # frozen BatchNorm statistics too
-        t0, seen = time.perf_counter(), 0
-        loss_sum_t = torch.zeros((), device=device)  # summed on the device: no host sync per step
-        batches = _file_batches(data, order, recipe, rank, world, local_bs) if not data.in_memory else None
-        for step in range(steps):
-            if data.in_memory:
-                glob = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
-                idx = torch.from_numpy(glob[rank::world]).to(device)
-                if idx.numel() == 0:
-                    idx = torch.from_numpy(glob[:1]).to(device)  # keep DDP ranks in step
-                xb = to_float(augment_batch(x_dev[idx], aug, tgen), data.mean, data.std).contiguous(memory_format=fmt)
-                yb = y_dev[idx]
-            else:
-                xb, yb = next(batches)
-                xb, yb = xb.to(device, non_blocking=True), yb.to(device)
-            with autocast:
-                if mix_alpha > 0:  # mixup: the loss of a mixed batch is the mix of the two labels' losses
-                    lam = float(gen.beta(mix_alpha, mix_alpha))
-                    perm = torch.randperm(yb.numel(), generator=tgen).to(device)
-                    xb = lam * xb + (1 - lam) * xb[perm]
-                    out = train_net(xb).float()
-                    loss = lam * loss_fn(out, yb, epoch, xb) + (1 - lam) * loss_fn(out, yb[perm], epoch, xb)
-                else:
-                    loss = loss_fn(train_net(xb).float(), yb, epoch, xb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            seen += yb.numel()
-            loss_sum_t += loss.detach().float() * yb.numel()
-        loss_sum = float(loss_sum_t)  # the epoch's one sync; a NaN step makes the sum NaN
-        finite = math.isfinite(loss_sum)
-        if world > 1:  # every rank stops together, or the others would wait in the next collective
-            flag = torch.tensor([float(finite)], device=device if device.type == "cuda" else "cpu")
-            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-            finite = bool(flag.item())
-        if not finite:
-            raise TrainingDiverged(f"loss became {loss_sum / max(seen, 1)} in epoch {epoch} (lr {lr:g})")
-        dt = time.perf_counter() - t0
-        val_logits = predict(net, data, "val", device, workers=recipe.loader_workers) * scale
-        val = summarize(val_logits, data.val.y.numpy(), counts_np)
-        row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / max(seen, 1),
-               "val_bal_acc": val["bal_acc"], "val_many": val["many"], "val_medium": val["medium"],
-               "val_few": val["few"], "images_per_s": seen * world / dt if dt > 0 else float("nan"),
-               "epoch_s": dt}
-        history.append(row)
-        if math.isfinite(val["bal_acc"]) and val["bal_acc"] > best_val:
-            best_val, best_epoch = val["bal_acc"], epoch
-            best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        lr = lr_at(recipe, epoch)
+        stats = train_epoch(run, batches(data, run, _epoch_indices(labels, recipe, gen), tgen), epoch, lr, gen, tgen)
+        state.record(_epoch_row(run, data, epoch, lr, stats))
+        row = state.history[-1]
         if on_epoch is not None and rank == 0:
-            on_epoch(history)
+            on_epoch(state.history)
         if log and rank == 0:
             log(f"epoch {epoch + 1:>3}/{recipe.epochs}  loss {row['train_loss']:.4f}  lr {lr:.4g}  "
-                f"val bal-acc {val['bal_acc']:.4f}  {row['images_per_s']:.0f} img/s")
+                f"val bal-acc {row['val_bal_acc']:.4f}  {row['images_per_s']:.0f} img/s")
         if report is not None:
-            now = time.monotonic()
-            due = now - last_ckpt >= checkpoint_every_s or epoch == recipe.epochs - 1
-            flags = [due, due or now - last_report >= report_every_s]
-            if world > 1:  # every rank must agree, or DDP ranks would report differently
-                flag = torch.tensor([float(f) for f in flags], device=device if device.type == "cuda" else "cpu")
-                dist.broadcast(flag, 0)
-                flags = [bool(f) for f in flag.tolist()]
-            due, send = flags
+            send, with_checkpoint = clock.tick(epoch)
             if send:
-                _report_epoch(report, selected_metrics(history, best_epoch, recipe.epochs), rank, net, opt, epoch,
-                              best_val, best_epoch, history, best_state, due)
-                last_report = now
-            if due:
-                last_ckpt = now
+                _report_epoch(report, selected_metrics(state.history, state.best_epoch, recipe.epochs), state, rank,
+                              with_checkpoint)
+    return _fit_result(run, state, data, resumed_at)
 
-    if best_state is None:
-        raise NoSelectableEpoch(f"no epoch of {recipe.epochs} had a finite validation balanced accuracy "
+
+def _fit_result(run: Run, state: TrainState, data: DataBundle, resumed_at: int) -> FitResult:
+    """Validation and test logits and metrics of the best epoch's weights (loaded into ``run.net``)."""
+    if state.best_state is None:
+        raise NoSelectableEpoch(f"no epoch of {run.recipe.epochs} had a finite validation balanced accuracy "
                                 f"({len(data.val)} validation images), so there is no best epoch to keep")
-    net.load_state_dict(best_state)
-    val_logits = predict(net, data, "val", device, workers=recipe.loader_workers) * scale
-    test_logits = predict(net, data, "test", device, workers=recipe.loader_workers) * scale
-    val_y, test_y = data.val.y.numpy(), data.test.y.numpy()
-    val, test = summarize(val_logits, val_y, counts_np), summarize(test_logits, test_y, counts_np)
+    net, workers = run.net, run.recipe.loader_workers
+    net.load_state_dict(state.best_state)
+    val_logits = predict(net, data, "val", run.device, workers=workers) * run.scale
+    test_logits = predict(net, data, "test", run.device, workers=workers) * run.scale
+    counts, val_y, test_y = data.train_counts, data.val.y.numpy(), data.test.y.numpy()
+    val, test = summarize(val_logits, val_y, counts), summarize(test_logits, test_y, counts)
     metrics = {f"val_{k}": v for k, v in val.items()} | {f"test_{k}": v for k, v in test.items()}
-    taunorm = tau_normalized_results(net, data, device, counts_np, recipe.loader_workers) \
-        if isinstance(net.head, torch.nn.Linear) else {}
-    return FitResult(val_logits, val_y, test_logits, test_y, counts_np, best_epoch, history, metrics,
+    taunorm = _taunorm(net, data, run.device, workers) if isinstance(net.head, torch.nn.Linear) else {}
+    return FitResult(val_logits, val_y, test_logits, test_y, counts, state.best_epoch, state.history, metrics,
                      {k: v.cpu() for k, v in net.state_dict().items()}, taunorm, resumed_at)
 
 
-TAUNORM_GRID = np.round(np.linspace(0.0, 2.0, 21), 10)  # tau in [0, 2], Kang et al.
-
-
-@torch.no_grad()
-def tau_normalized_results(net, data: DataBundle, device, counts: np.ndarray, workers: int = 0) -> dict:
-    """tau-normalised classifier (Kang et al.): logits = features @ (w_c / ||w_c||^tau), bias
-    dropped; tau* picked on validation over a 0.1 grid of [0, 2] (the features are not linear in
-    tau, so no exact curve). Returns tau*, validation/test balanced accuracy, and tau = 1."""
-    from ltray.core.posthoc import tau_normalize
-
-    feats = {}
-    for split in ("val", "test"):
-        head = net.head
-        net.head = torch.nn.Identity()  # features through the same batching as predict()
-        try:
-            feats[split] = torch.from_numpy(predict(net, data, split, device, workers=workers)).double()
-        finally:
-            net.head = head
-    w = net.head.weight.detach().cpu().double()
-    ys = {s: getattr(data, s).y.numpy() for s in feats}
-    C = counts.size
-
-    def bal(split, tau):
-        return balanced_accuracy((feats[split] @ tau_normalize(w, tau).T).numpy(), ys[split], C)
-
-    val_curve = [bal("val", t) for t in TAUNORM_GRID]
-    k = int(np.argmax(val_curve))
-    return {"tau_star": float(TAUNORM_GRID[k]), "val_bal_acc": float(val_curve[k]),
-            "test_bal_acc": bal("test", float(TAUNORM_GRID[k])), "test_bal_acc_tau1": bal("test", 1.0)}
-
-
-def _file_batches(data: DataBundle, order: np.ndarray, recipe: Recipe, rank: int, world: int, local_bs: int):
-    """Batches of a list-file dataset through a DataLoader over this rank's shard of the order."""
-    mine = np.concatenate([order[i:i + recipe.batch_size][rank::world] for i in range(0, order.size, recipe.batch_size)])
-    ds = ImageList(data.train.paths, data.train.y, data.image_size, recipe.augment, data.mean, data.std)
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, mine.tolist()), batch_size=local_bs,
-                                         num_workers=recipe.loader_workers, pin_memory=torch.cuda.is_available())
-    return iter(loader)
-
-
-def _report_epoch(report: Report, row: dict, rank: int, net, opt, epoch, best_val, best_epoch, history, best_state,
-                  with_checkpoint: bool = True):
-    if rank != 0 or not with_checkpoint:
-        report(row, None)
-        return
-    with tempfile.TemporaryDirectory(prefix="ltray-ckpt-") as d:
-        save_checkpoint(d, {"model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                            "best_val": best_val, "best_epoch": best_epoch, "history": history,
-                            "best_state": best_state})
-        report(row, d)  # the listener copies what it keeps before the folder goes
+def _taunorm(net: torch.nn.Module, data: DataBundle, device: torch.device, workers: int) -> dict:
+    """tau-normalised classifier results of a linear head, from the backbone's validation and
+    test features (batched like :func:`predict`)."""
+    feats = {s: predict(net, data, s, device, workers=workers, fn=net.features) for s in ("val", "test")}
+    labels = {s: getattr(data, s).y.numpy() for s in feats}
+    return tau_normalized_results(feats, labels, net.head.weight.detach().cpu(), data.num_classes)
 
 
 def save_checkpoint(folder: str, state: dict) -> str:
@@ -446,7 +593,7 @@ def load_checkpoint(folder_or_file: str) -> dict:
     except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
         raise LtrayError(f"{path} is not an ltray checkpoint (refused to load: {type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''})") from e
-    need = {"model", "optimizer", "epoch", "best_val", "best_epoch", "history", "best_state"}
+    need = set(TrainState.KEYS)
     if not isinstance(ck, dict) or not need <= set(ck):
         raise LtrayError(f"{path} is not an ltray checkpoint (missing {sorted(need - set(ck) if isinstance(ck, dict) else need)})")
     return ck
