@@ -11,7 +11,8 @@ import time
 import numpy as np
 import torch
 
-from ltray.data import CIFAR_MEAN, CIFAR_STD, DataBundle, Split
+from ltray.data import DataBundle, Split
+from ltray.datasets.cifar import CIFAR_MEAN, CIFAR_STD
 from ltray.models import build_model
 from ltray.train import Recipe, fit
 

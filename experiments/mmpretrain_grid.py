@@ -8,7 +8,7 @@ One study per rho (CIFAR-100-LT: add data.name=cifar100-lt):
     done
 
 The report's "test + post-hoc" column of the ce row is the post-hoc adjustment (tau* on
-validation; tau = 1 is the trials table's test_bal_acc_posthoc1).
+validation; tau = 1 is the trials table's test_bal_acc_posthoc_tau1).
 """
 
 from ltray.data import DataConfig

@@ -9,12 +9,8 @@ PIL through a DataLoader.
 from __future__ import annotations
 
 import hashlib
-import math
-import os
-import pickle
 import sys
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,7 +18,6 @@ import torch
 from ltray.core.longtail import lt_counts, lt_indices, split_validation
 from ltray.errors import LtrayError
 
-DATASETS = ("digits-lt", "cifar10-lt", "cifar100-lt", "list-file", "gaussian-lt")
 
 
 @dataclass(frozen=True)
@@ -108,7 +103,7 @@ def subset_hash(name: str, *index_arrays) -> str:
     return h.hexdigest()[:16]
 
 
-def _progress(it, total: int, desc: str):
+def progress(it, total: int, desc: str):
     """A plain text progress bar on stderr for data preparation (no extra dependency)."""
     step = max(total // 20, 1)
     for i, item in enumerate(it, 1):
@@ -120,14 +115,12 @@ def _progress(it, total: int, desc: str):
 
 
 DEFAULT_VAL_PER_CLASS = 20
-# what a dataset has room for: digits-lt's rarest digit has 174 images, 40 test + 115 train + 15 val + 4
-MAX_VAL_PER_CLASS = {"digits-lt": 15}
 
 
 def resolve(cfg: DataConfig) -> DataConfig:
     """``cfg`` with dataset defaults made explicit (``val_per_class=0`` -> the real number), so
     that what a study records is what it used; a value the dataset cannot hold is refused."""
-    most = MAX_VAL_PER_CLASS.get(cfg.name)
+    most = datasets.get_dataset(cfg.name).max_val_per_class or None
     n = cfg.val_per_class or (most or DEFAULT_VAL_PER_CLASS)
     if n < 1:
         raise LtrayError(f"data.val_per_class must be >= 1 (or 0 for the dataset's default), got {cfg.val_per_class}")
@@ -137,7 +130,7 @@ def resolve(cfg: DataConfig) -> DataConfig:
     return replace(cfg, val_per_class=n) if n != cfg.val_per_class else cfg
 
 
-def _lt_train_val(labels: np.ndarray, n_max: int, C: int, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+def lt_train_val(labels: np.ndarray, n_max: int, C: int, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     """Long-tailed train indices, then a balanced validation set from the images left out."""
     counts = list(cfg.counts) if cfg.counts else lt_counts(n_max, C, cfg.rho)
     if len(counts) != C or min(counts) < 1:
@@ -148,200 +141,12 @@ def _lt_train_val(labels: np.ndarray, n_max: int, C: int, cfg: DataConfig) -> tu
     return train, left[val_pos]
 
 
-# ---------------------------------------------------------------- digits-lt
-DIGITS_TEST_PER_CLASS = 40
-DIGITS_N_MAX = 115  # the rarest digit has 174 images: 40 test + 15 validation + 115 train + 4 spare
-
-
-def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 1,797 digits as (images 0..16 float64 (n, 8, 8), labels int64).
-
-    Read straight from the CSV scikit-learn ships: importing ``sklearn.datasets`` costs 1.4 s
-    here, paid again by every trial's fresh worker process; the file takes 20 ms."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
-    path = os.path.join(os.path.dirname(spec.origin), "datasets", "data", "digits.csv.gz") if spec else ""
-    if not os.path.isfile(path):
-        from sklearn.datasets import load_digits
-
-        d = load_digits()
-        return d.images, d.target.astype(np.int64)
-    raw = np.loadtxt(path, delimiter=",")
-    return raw[:, :-1].reshape(-1, 8, 8), raw[:, -1].astype(np.int64)
-
-
-def _digits(cfg: DataConfig) -> DataBundle:
-    images, y = digits_arrays()
-    x = np.round(images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (1797, 1, 8, 8)
-    pool, test = split_validation(y, DIGITS_TEST_PER_CLASS, cfg.subset_seed + 100)
-    tr, va = _lt_train_val(y[pool], DIGITS_N_MAX, 10, DataConfig(rho=cfg.rho, val_per_class=cfg.val_per_class,
-                                                                    subset_seed=cfg.subset_seed, counts=cfg.counts))
-    train, val = pool[tr], pool[va]
-    t = torch.from_numpy
-    return DataBundle(
-        name="digits-lt", num_classes=10,
-        train=Split(t(y[train]), t(x[train])), val=Split(t(y[val]), t(x[val])), test=Split(t(y[test]), t(x[test])),
-        subset_hash=subset_hash("digits-lt", train, val, test),
-        mean=(0.33,), std=(0.38,), augment="crop", image_size=8,
-    )
-
-
-# ---------------------------------------------------------------- CIFAR
-CIFAR = {
-    "cifar10-lt": dict(folder="cifar-10-batches-py", train=[f"data_batch_{i}" for i in range(1, 6)],
-                       test=["test_batch"], key="labels", classes=10, n_max=5000),
-    "cifar100-lt": dict(folder="cifar-100-python", train=["train"], test=["test"], key="fine_labels",
-                        classes=100, n_max=500),
-}
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2470, 0.2435, 0.2616)
-
-
-def _read_cifar_batches(folder: Path, files: list[str], key: str) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
-    for f in files:
-        # The official CIFAR release is a pickle (torchvision reads it the same way).
-        with open(folder / f, "rb") as fh:
-            entry = pickle.load(fh, encoding="latin1")
-        xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(entry[key], dtype=np.int64))
-    return np.concatenate(xs), np.concatenate(ys)
-
-
-def _cifar(cfg: DataConfig) -> DataBundle:
-    spec = CIFAR[cfg.name]
-    root = Path(cfg.root).expanduser()
-    folder = root / spec["folder"]
-    missing = [f for f in spec["train"] + spec["test"] if not (folder / f).is_file()]
-    if missing and cfg.download:
-        import torchvision
-
-        cls = torchvision.datasets.CIFAR10 if cfg.name == "cifar10-lt" else torchvision.datasets.CIFAR100
-        cls(str(root), train=True, download=True)
-        missing = [f for f in spec["train"] + spec["test"] if not (folder / f).is_file()]
-    if missing:
-        raise LtrayError(
-            f"{cfg.name}: {folder} lacks {', '.join(missing)}. Get the python version of CIFAR from "
-            f"https://www.cs.toronto.edu/~kriz/cifar.html and unpack it into {root} (so that {folder} "
-            f"exists), or set data.download=True to let torchvision download it."
-        )
-    try:
-        x, y = _read_cifar_batches(folder, spec["train"], spec["key"])
-        xt, yt = _read_cifar_batches(folder, spec["test"], spec["key"])
-    except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as e:
-        raise LtrayError(f"{cfg.name}: {folder} is not a CIFAR python-version folder ({e})") from e
-    C = spec["classes"]
-    if y.size and y.max() >= C:
-        raise LtrayError(f"{cfg.name}: label {y.max()} out of range for {C} classes in {folder}")
-    n_max = min(spec["n_max"], int(np.bincount(y, minlength=C).min()) - cfg.val_per_class)
-    train, val = _lt_train_val(y, n_max, C, cfg)
-    t = torch.from_numpy
-    return DataBundle(
-        name=cfg.name, num_classes=C,
-        train=Split(t(y[train]), t(x[train])), val=Split(t(y[val]), t(x[val])), test=Split(t(yt), t(xt)),
-        subset_hash=subset_hash(cfg.name, train, val, np.arange(yt.size)),
-        mean=CIFAR_MEAN, std=CIFAR_STD, augment="crop_flip", image_size=32,
-    )
-
-
-# ---------------------------------------------------------------- list files (ImageNet-LT & co)
-def read_list_file(root: Path, list_path: str) -> tuple[list[str], np.ndarray]:
-    """Parse a ``path label`` list file; paths resolve relative to root."""
-    p = Path(list_path).expanduser()
-    if not p.is_absolute():
-        p = root / p
-    if not p.is_file():
-        raise LtrayError(f"list file {p} does not exist (lines of 'relative/path.jpg label')")
-    paths, labels = [], []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.rsplit(maxsplit=1)
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            raise LtrayError(f"{p}:{n}: expected 'path label', got {line!r}")
-        paths.append(str(root / parts[0]))
-        labels.append(int(parts[1]))
-    if not labels:
-        raise LtrayError(f"list file {p} is empty")
-    return paths, np.asarray(labels, dtype=np.int64)
-
-
-def _list_file(cfg: DataConfig) -> DataBundle:
-    root = Path(cfg.root).expanduser()
-    if not root.is_dir():
-        raise LtrayError(f"list-file: data root {root} does not exist")
-    for field_name in ("train_list", "val_list", "test_list"):
-        if not getattr(cfg, field_name):
-            raise LtrayError(f"list-file needs data.{field_name} (e.g. ImageNet_LT_train.txt)")
-    splits = {k: read_list_file(root, getattr(cfg, f"{k}_list")) for k in ("train", "val", "test")}
-    C = int(max(s[1].max() for s in splits.values())) + 1
-    for k, (paths, labels) in splits.items():
-        if labels.min() < 0:
-            raise LtrayError(f"list-file {k}: negative label")
-        missing = next((p for p in paths if not os.path.isfile(p)), None)
-        if missing:
-            raise LtrayError(f"list-file {k}: image {missing} does not exist")
-    t = torch.from_numpy
-    return DataBundle(
-        name="list-file", num_classes=C,
-        train=Split(t(splits["train"][1]), paths=splits["train"][0]),
-        val=Split(t(splits["val"][1]), paths=splits["val"][0]),
-        test=Split(t(splits["test"][1]), paths=splits["test"][0]),
-        subset_hash=subset_hash("list-file:" + "|".join(p for s in splits.values() for p in s[0]),
-                                *(s[1] for s in splits.values())),
-        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), augment="none", image_size=cfg.image_size,
-    )
-
-
-# ---------------------------------------------------------------- gaussian-lt (LA paper, Fig. 2)
-GAUSS_DIM = 2
-GAUSS_SHIFT = 1.0  # class means at +-1 on every axis; unit variance
-
-
-def gaussian_bayes_balanced_error(dim: int = GAUSS_DIM, shift: float = GAUSS_SHIFT) -> float:
-    """Bayes-optimal balanced error of two unit-variance Gaussians at +-shift*1_d:
-    the balanced-optimal rule thresholds at the midpoint, error ``Phi(-||mu1 - mu0|| / 2)``."""
-    half_gap = shift * math.sqrt(dim)
-    return 0.5 * math.erfc(half_gap / math.sqrt(2.0))
-
-
-def _gaussian(cfg: DataConfig, n_train: int = 10000, n_eval: int = 10000) -> DataBundle:
-    rng = np.random.default_rng(cfg.subset_seed)
-    p_minor = 1.0 / (1.0 + cfg.rho)  # n_major / n_minor = rho
-
-    def draw(n: int, balanced: bool):
-        y = (np.arange(n) % 2) if balanced else (rng.random(n) < p_minor).astype(np.int64)
-        x = rng.standard_normal((n, GAUSS_DIM)) + np.where(y[:, None] == 1, GAUSS_SHIFT, -GAUSS_SHIFT)
-        return torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
-
-    xtr, ytr = draw(n_train, False)
-    if int(ytr.min()) == int(ytr.max()):
-        raise LtrayError(f"gaussian-lt: rho={cfg.rho} left no minority example in {n_train} draws")
-    xv, yv = draw(2 * cfg.val_per_class, True)
-    xt, yt = draw(n_eval, True)
-    return DataBundle(
-        name="gaussian-lt", num_classes=2,
-        train=Split(ytr, xtr), val=Split(yv, xv), test=Split(yt, xt),
-        subset_hash=subset_hash(f"gaussian-lt:{cfg.rho}:{cfg.subset_seed}", ytr.numpy()),
-        augment="none", extra={"bayes_balanced_error": gaussian_bayes_balanced_error()},
-    )
-
-
 def load_data(cfg: DataConfig) -> DataBundle:
     """Build the train / validation / test splits of ``cfg.name``; raises LtrayError on bad input."""
-    if cfg.name not in DATASETS:
-        raise LtrayError(f"unknown dataset {cfg.name!r}; choose one of {', '.join(DATASETS)}")
+    dataset = datasets.get_dataset(cfg.name)
     if not cfg.rho >= 1:
         raise LtrayError(f"data.rho must be >= 1 (n_max / n_min), got {cfg.rho!r}")
-    cfg = resolve(cfg)
-    if cfg.name == "digits-lt":
-        return _digits(cfg)
-    if cfg.name in CIFAR:
-        return _cifar(cfg)
-    if cfg.name == "list-file":
-        return _list_file(cfg)
-    return _gaussian(cfg)
+    return dataset.load(resolve(cfg))
 
 
 # ---------------------------------------------------------------- batches on tensors
@@ -394,3 +199,6 @@ class ImageList(torch.utils.data.Dataset):
 
         with Image.open(self.paths[i]) as im:
             return self.tf(im.convert("RGB")), self.labels[i]
+
+
+from ltray import datasets  # noqa: E402  (registers the datasets; they build on the types above)

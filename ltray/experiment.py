@@ -14,10 +14,13 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from ltray.data import DATASETS, CIFAR, DataConfig, resolve
+from ltray.core.metrics import VAL_METRICS
+from ltray.data import DataConfig, resolve
+from ltray.datasets import get_dataset
 from ltray.errors import LtrayError
 from ltray.methods import get_method, method_names
 from ltray.models import MODELS
+from ltray.space import declared_ranges
 from ltray.train import Recipe
 
 
@@ -53,6 +56,30 @@ class SearchConfig:
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Override a knob's search range: {"logit_adjusted.tau": (0.5, 2.0)} (--set search.ranges.logit_adjusted.tau=0.5,2)."""
 
+    def validate(self, epochs: int, n_methods: int) -> None:
+        """Its own fields, given the study's ``train.epochs`` and number of methods."""
+        if self.num_samples < 1:
+            raise LtrayError(f"search.num_samples must be >= 1, got {self.num_samples}")
+        if len(self.objectives) not in (1, 2):
+            raise LtrayError(f"search.objectives takes one or two metrics, got {self.objectives}")
+        bad = [o for o in self.objectives if o not in VAL_METRICS]
+        if bad:
+            raise LtrayError(f"search.objectives must be validation metrics ({', '.join(VAL_METRICS)}); got {bad}. "
+                             "Test metrics are reported, never tuned on.")
+        if self.sampler not in ("auto", "tpe", "random", "nsga2"):
+            raise LtrayError(f"search.sampler must be auto, tpe, random or nsga2, got {self.sampler!r}")
+        if self.sampler == "tpe" and len(self.objectives) == 2:
+            raise LtrayError("two objectives need search.sampler nsga2 (or auto)")
+        if self.asha and len(self.objectives) == 2:
+            raise LtrayError("ASHA stops on one metric; use one objective with search.asha=true")
+        if self.asha and not 1 <= self.grace_epochs <= epochs:
+            raise LtrayError(f"search.grace_epochs must be in [1, train.epochs={epochs}], got {self.grace_epochs}")
+        if not self.duplicate_wait_s > 0:
+            raise LtrayError(f"search.duplicate_wait_s must be > 0, got {self.duplicate_wait_s}")
+        if self.search_defaults_first and self.num_samples < n_methods:
+            raise LtrayError(f"search.num_samples={self.num_samples} is fewer than the {n_methods} methods; "
+                             "every method runs once at its defaults first")
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -78,6 +105,30 @@ class Resources:
     with an error and resumes with --resume once space is freed."""
     report_every_s: float = 2.0
     """Seconds between results sent to Tune (ASHA decides on these; 0 = every epoch)."""
+
+    def validate(self, cluster: dict | None = None) -> None:
+        """Its own fields; with ``cluster`` ({"CPU": n, "GPU": m}), that one trial fits on it."""
+        if self.num_workers < 1:
+            raise LtrayError(f"resources.num_workers must be >= 1, got {self.num_workers}")
+        if self.in_process and self.num_workers != 1:
+            raise LtrayError(f"resources.in_process runs one worker; got num_workers={self.num_workers} "
+                             "(use in_process=false for DDP)")
+        if not self.cpus_per_worker > 0 or self.gpus_per_worker < 0:
+            raise LtrayError("resources.cpus_per_worker must be > 0 and gpus_per_worker >= 0")
+        if min(self.max_concurrent_trials, self.max_failures, self.checkpoint_every_s, self.report_every_s,
+               self.min_free_mb) < 0:
+            raise LtrayError("resources.max_concurrent_trials, max_failures, checkpoint_every_s, report_every_s and "
+                             "min_free_mb must be >= 0")
+        if cluster is None:
+            return
+        need_cpu, need_gpu = self.num_workers * self.cpus_per_worker, self.num_workers * self.gpus_per_worker
+        if need_cpu > cluster.get("CPU", 0) + 1e-9:
+            raise LtrayError(f"one trial needs {need_cpu:g} CPUs ({self.num_workers} workers x "
+                             f"{self.cpus_per_worker:g}) but the cluster has {cluster.get('CPU', 0):g}; lower "
+                             "resources.num_workers or resources.cpus_per_worker")
+        if need_gpu > cluster.get("GPU", 0) + 1e-9:
+            raise LtrayError(f"one trial needs {need_gpu:g} GPUs but the cluster has {cluster.get('GPU', 0):g}; "
+                             "set resources.gpus_per_worker=0 to train on CPU")
 
 
 @dataclass(frozen=True)
@@ -249,9 +300,11 @@ def _is(v, tp) -> bool:
 def validate(exp: Experiment, cluster: dict | None = None, local_data: bool = True) -> None:
     """Check everything that can be checked before Ray starts; raise one LtrayError.
 
-    ``cluster`` ({"CPU": n, "GPU": m}) are the resources available; a trial that cannot fit is
-    refused. Missing data is found here too, unless ``local_data`` is False (a job whose data
-    lives on the cluster).
+    Each config group checks its own fields (``SearchConfig.validate``, ``Resources.validate``,
+    ``check_data``, ``Recipe.validate``); this adds the checks that span groups. ``cluster``
+    ({"CPU": n, "GPU": m}) are the resources available; a trial that cannot fit is refused.
+    Missing data is found here too, unless ``local_data`` is False (a job whose data lives on
+    the cluster).
     """
     _check_types(exp)
     if not exp.name or any(c in exp.name for c in "/\\") or exp.name.startswith("."):
@@ -264,122 +317,55 @@ def validate(exp: Experiment, cluster: dict | None = None, local_data: bool = Tr
         raise LtrayError(f"methods lists a method twice: {exp.methods}")
     if exp.model.name not in MODELS:
         raise LtrayError(f"unknown model {exp.model.name!r}; choose one of {', '.join(MODELS)}")
-    if exp.data.name not in DATASETS:
-        raise LtrayError(f"unknown dataset {exp.data.name!r}; choose one of {', '.join(DATASETS)}")
-    if not exp.data.rho >= 1:
-        raise LtrayError(f"data.rho must be >= 1 (n_max / n_min), got {exp.data.rho}")
-    resolve(exp.data)
-    if exp.data.counts:
-        classes = {"digits-lt": 10, "cifar10-lt": 10, "cifar100-lt": 100}.get(exp.data.name)
-        if classes is None:
-            raise LtrayError(f"data.counts applies to digits-lt and cifar*-lt, not {exp.data.name}")
-        if len(exp.data.counts) != classes or min(exp.data.counts) < 1:
-            raise LtrayError(f"data.counts needs {classes} positive counts for {exp.data.name}, got {exp.data.counts}")
+    dataset = check_data(exp.data, local_data)
     exp.train.validate()
-    s = exp.search
-    if s.num_samples < 1:
-        raise LtrayError(f"search.num_samples must be >= 1, got {s.num_samples}")
-    if len(s.objectives) not in (1, 2):
-        raise LtrayError(f"search.objectives takes one or two metrics, got {s.objectives}")
-    allowed = {"val_bal_acc", "val_many", "val_medium", "val_few"}
-    bad = [o for o in s.objectives if o not in allowed]
-    if bad:
-        raise LtrayError(f"search.objectives must be validation metrics ({', '.join(sorted(allowed))}); got {bad}. "
-                         "Test metrics are reported, never tuned on.")
-    if s.sampler not in ("auto", "tpe", "random", "nsga2"):
-        raise LtrayError(f"search.sampler must be auto, tpe, random or nsga2, got {s.sampler!r}")
-    if s.sampler == "tpe" and len(s.objectives) == 2:
-        raise LtrayError("two objectives need search.sampler nsga2 (or auto)")
-    if s.asha and len(s.objectives) == 2:
-        raise LtrayError("ASHA stops on one metric; use one objective with search.asha=true")
-    if s.asha and not 1 <= s.grace_epochs <= exp.train.epochs:
-        raise LtrayError(f"search.grace_epochs must be in [1, train.epochs={exp.train.epochs}], got {s.grace_epochs}")
-    if not s.duplicate_wait_s > 0:
-        raise LtrayError(f"search.duplicate_wait_s must be > 0, got {s.duplicate_wait_s}")
-    if s.search_defaults_first and s.num_samples < len(exp.methods):
-        raise LtrayError(f"search.num_samples={s.num_samples} is fewer than the {len(exp.methods)} methods; "
-                         "every method runs once at its defaults first")
+    exp.search.validate(exp.train.epochs, len(exp.methods))
     _check_ranges(exp)
+    _check_recipe_overrides(exp)
+    exp.resources.validate(cluster)
+    if exp.pretrain not in ("", "rotation"):
+        raise LtrayError(f"pretrain must be '' or 'rotation', got {exp.pretrain!r}")
+    if exp.pretrain and not dataset.square_images:
+        raise LtrayError(f"pretrain=rotation needs square in-memory images, not {exp.data.name}")
+    if exp.repeats < 1:
+        raise LtrayError(f"repeats must be >= 1, got {exp.repeats}")
+    if not exp.posthoc.tau_max > 0:
+        raise LtrayError(f"posthoc.tau_max must be > 0, got {exp.posthoc.tau_max}")
+    if dataset.points != (exp.model.name == "linear"):
+        raise LtrayError(f"{exp.data.name} is 2-d points: use model.name=linear" if dataset.points else
+                         f"model linear is for points (gaussian-lt), not {exp.data.name}")
+
+
+def check_data(cfg: DataConfig, local_data: bool = True):
+    """The data config on its own: a registered dataset, rho, counts, the validation size it has
+    room for, and (``local_data``) that its files are there. Returns the dataset's entry."""
+    dataset = get_dataset(cfg.name)
+    if not cfg.rho >= 1:
+        raise LtrayError(f"data.rho must be >= 1 (n_max / n_min), got {cfg.rho}")
+    resolve(cfg)
+    if cfg.counts:
+        if not dataset.classes or dataset.points:
+            raise LtrayError(f"data.counts applies to image datasets with a fixed class count, not {cfg.name}")
+        if len(cfg.counts) != dataset.classes or min(cfg.counts) < 1:
+            raise LtrayError(f"data.counts needs {dataset.classes} positive counts for {cfg.name}, got {cfg.counts}")
+    if local_data:
+        dataset.check(cfg)
+    return dataset
+
+
+def _check_recipe_overrides(exp: Experiment) -> None:
     trained = stage_methods(exp.methods)
-    for key, value in exp.recipe_overrides.items():
+    numeric = {f.name for f in fields(Recipe) if _hints(Recipe)[f.name] in (int, float)}
+    for key in exp.recipe_overrides:
         method, _, fname = key.partition(".")
         if method not in exp.methods and method not in trained:
             raise LtrayError(f"recipe_overrides[{key!r}]: {method!r} is not among methods {exp.methods} "
                              f"nor a shared stage they train ({', '.join(trained) or 'none'})")
-        numeric = {f.name for f in fields(Recipe) if _hints(Recipe)[f.name] in (int, float)}
         if fname not in numeric:
             raise LtrayError(f"recipe_overrides[{key!r}]: the recipe has no numeric field {fname!r}; "
                              f"choose from {', '.join(sorted(numeric))}")
     for m in (*exp.methods, *trained):
         method_recipe(exp, m).validate()
-    if exp.pretrain not in ("", "rotation"):
-        raise LtrayError(f"pretrain must be '' or 'rotation', got {exp.pretrain!r}")
-    if exp.pretrain and exp.data.name in ("gaussian-lt", "list-file"):
-        raise LtrayError(f"pretrain=rotation needs square in-memory images, not {exp.data.name}")
-    if any(get_method(m).backbone_from or get_method(m).teacher for m in exp.methods) and exp.data.name == "gaussian-lt" \
-            and exp.model.name != "linear":
-        raise LtrayError("gaussian-lt needs model.name=linear")
-    r = exp.resources
-    if r.num_workers < 1:
-        raise LtrayError(f"resources.num_workers must be >= 1, got {r.num_workers}")
-    if r.in_process and r.num_workers != 1:
-        raise LtrayError(f"resources.in_process runs one worker; got num_workers={r.num_workers} (use in_process=false "
-                         "for DDP)")
-    if not r.cpus_per_worker > 0 or r.gpus_per_worker < 0:
-        raise LtrayError("resources.cpus_per_worker must be > 0 and gpus_per_worker >= 0")
-    if min(r.max_concurrent_trials, r.max_failures, r.checkpoint_every_s, r.report_every_s, r.min_free_mb) < 0:
-        raise LtrayError("resources.max_concurrent_trials, max_failures, checkpoint_every_s, report_every_s and "
-                         "min_free_mb must be >= 0")
-    if exp.repeats < 1:
-        raise LtrayError(f"repeats must be >= 1, got {exp.repeats}")
-    if not exp.posthoc.tau_max > 0:
-        raise LtrayError(f"posthoc.tau_max must be > 0, got {exp.posthoc.tau_max}")
-    if exp.data.name == "gaussian-lt" and exp.model.name != "linear":
-        raise LtrayError("gaussian-lt is 2-d points: use model.name=linear")
-    if exp.data.name != "gaussian-lt" and exp.model.name == "linear":
-        raise LtrayError(f"model linear is for gaussian-lt, not {exp.data.name}")
-    if local_data and exp.data.name in CIFAR and not exp.data.download:
-        folder = Path(exp.data.root).expanduser() / CIFAR[exp.data.name]["folder"]
-        if not folder.is_dir():
-            raise LtrayError(
-                f"{exp.data.name}: {folder} does not exist. Get the python version of CIFAR from "
-                f"https://www.cs.toronto.edu/~kriz/cifar.html into {exp.data.root}, set data.download=true, "
-                f"or run the same study on the embedded data: --set data.name=digits-lt model.name=cnn-small")
-    if local_data and exp.data.name == "list-file" and not Path(exp.data.root).expanduser().is_dir():
-        raise LtrayError(f"list-file: data root {exp.data.root} does not exist")
-    if cluster is not None:
-        need_cpu = r.num_workers * r.cpus_per_worker
-        need_gpu = r.num_workers * r.gpus_per_worker
-        if need_cpu > cluster.get("CPU", 0) + 1e-9:
-            raise LtrayError(f"one trial needs {need_cpu:g} CPUs ({r.num_workers} workers x {r.cpus_per_worker:g}) "
-                             f"but the cluster has {cluster.get('CPU', 0):g}; lower resources.num_workers or "
-                             "resources.cpus_per_worker")
-        if need_gpu > cluster.get("GPU", 0) + 1e-9:
-            raise LtrayError(f"one trial needs {need_gpu:g} GPUs but the cluster has {cluster.get('GPU', 0):g}; "
-                             "set resources.gpus_per_worker=0 to train on CPU")
-
-
-class _RangeProbe:
-    """A stand-in trial that records each knob's declared range (and log scale)."""
-
-    def __init__(self):
-        self.knobs: dict[str, tuple[float, float, bool]] = {}
-
-    def suggest_float(self, name, low, high, log=False, **kw):
-        self.knobs[name] = (low, high, log)
-        return low
-
-    suggest_int = suggest_float
-
-    def suggest_categorical(self, name, choices):
-        return choices[0]
-
-
-def declared_ranges(method: str) -> dict[str, tuple[float, float, bool]]:
-    """knob -> (low, high, log) of a method's search space."""
-    probe = _RangeProbe()
-    get_method(method).space(probe)
-    return probe.knobs
 
 
 def _check_ranges(exp: Experiment) -> None:

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 
 from ltray.errors import LtrayError
 
-MODELS = ("resnet32", "cnn-small", "linear", "resnet34", "resnet50", "resnext50_32x4d")
 HEADS = ("linear", "cosine")
 
 
@@ -113,7 +112,7 @@ class Classifier(nn.Module):
 
 
 def _torchvision(name: str, in_channels: int) -> nn.Module:
-    import torchvision
+    import torchvision  # only these models need it; importing it costs ~1 s per fresh worker
 
     net = getattr(torchvision.models, name)(weights=None)  # never downloads weights
     if in_channels != 3:
@@ -123,21 +122,30 @@ def _torchvision(name: str, in_channels: int) -> nn.Module:
     return net
 
 
+def _linear(in_channels: int, in_dim: int) -> nn.Module:
+    if in_dim < 1:
+        raise LtrayError("the linear model needs the input dimension")
+    return Identity(in_dim)
+
+
+# name -> backbone builder (image channels, flat input size) -> module with .feature_dim. Adding a
+# model is one entry; tests/test_models.py builds and runs every one.
+BACKBONES = {
+    "resnet32": lambda in_channels, in_dim: ResNet32(in_channels),
+    "cnn-small": lambda in_channels, in_dim: SmallCNN(in_channels),
+    "linear": _linear,
+    **{name: (lambda in_channels, in_dim, name=name: _torchvision(name, in_channels))
+       for name in ("resnet34", "resnet50", "resnext50_32x4d")},
+}
+MODELS = tuple(BACKBONES)
+
+
 def build_model(name: str, num_classes: int, in_channels: int = 3, head: str = "linear", in_dim: int = 0) -> Classifier:
     """A model by name; ``in_dim`` is the flat input size for ``linear``."""
-    if name not in MODELS:
+    if name not in BACKBONES:
         raise LtrayError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     if head not in HEADS:
         raise LtrayError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
-    if name == "resnet32":
-        bb = ResNet32(in_channels)
-    elif name == "cnn-small":
-        bb = SmallCNN(in_channels)
-    elif name == "linear":
-        if in_dim < 1:
-            raise LtrayError("the linear model needs the input dimension")
-        bb = Identity(in_dim)
-    else:
-        bb = _torchvision(name, in_channels)
+    bb = BACKBONES[name](in_channels, in_dim)
     h = nn.Linear(bb.feature_dim, num_classes) if head == "linear" else CosineHead(bb.feature_dim, num_classes)
     return Classifier(bb, h)

@@ -52,11 +52,11 @@ def best_configurations(trials, objective: str = "val_bal_acc") -> dict[str, lis
 # (row label, method, column) of the LA paper's Table 3; post-hoc rows reuse the ERM trials
 LA_ROWS = (
     ("ERM", "ce", "test_bal_acc"),
-    ("Weight normalisation (tau = 1)", "ce", "test_bal_acc_taunorm1"),
+    ("Weight normalisation (tau = 1)", "ce", "test_bal_acc_taunorm_tau1"),
     ("Weight normalisation (tau = tau*)", "ce", "test_bal_acc_taunorm"),
     ("Adaptive margin (LDAM-DRW)", "ldam_drw", "test_bal_acc"),
     ("Equalised loss", "equalization", "test_bal_acc"),
-    ("Logit adjustment post-hoc (tau = 1)", "ce", "test_bal_acc_posthoc1"),
+    ("Logit adjustment post-hoc (tau = 1)", "ce", "test_bal_acc_posthoc_tau1"),
     ("Logit adjustment post-hoc (tau = tau*)", "ce", "test_bal_acc_posthoc"),
     ("Logit adjustment loss", "logit_adjusted", "test_bal_acc"),
 )

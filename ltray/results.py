@@ -7,8 +7,10 @@ The study folder may be local or a URI pyarrow understands (``s3://...``, ``gs:/
 
 from __future__ import annotations
 
+import typing
 import uuid
 import warnings
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pyarrow as pa
@@ -19,19 +21,97 @@ from ltray.errors import LtrayError
 
 F64, I64, STR = pa.float64(), pa.int64(), pa.string()
 
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class TrialMeta:
+    """Who a trial is: the key columns of its trials row, built once per trial."""
+
+    study: str
+    trial_id: str
+    method: str
+    params: dict
+    """The method's hyperparameters, without the method prefix."""
+    seed: int
+    repeat: int
+    dataset: str
+    rho: float
+    model: str
+    num_workers: int
+    subset_hash: str = ""
+    """Hash of the chosen training/validation/test indices (known once the data is loaded)."""
+
+
+@dataclass
+class TrialRecord:
+    """One row of the ``trials`` table; its fields (in order) are the table's schema."""
+
+    study: str
+    trial_id: str
+    method: str
+    params: dict
+    seed: int
+    repeat: int
+    dataset: str
+    rho: float
+    subset_hash: str
+    model: str
+    num_workers: int
+    status: str
+    """completed, duplicate, failed, stopped (by ASHA) or interrupted."""
+    error: str = ""
+    best_epoch: int = -1
+    """The selected epoch (best validation balanced accuracy), 0-based."""
+    epochs_run: int = 0
+    val_bal_acc: float = NAN
+    val_many: float = NAN
+    val_medium: float = NAN
+    val_few: float = NAN
+    test_bal_acc: float = NAN
+    test_many: float = NAN
+    test_medium: float = NAN
+    test_few: float = NAN
+    tau_star: float = NAN
+    """Post-hoc logit adjustment's tau, chosen on validation (0 for balanced logits)."""
+    val_bal_acc_posthoc: float = NAN
+    test_bal_acc_posthoc: float = NAN
+    test_bal_acc_posthoc_tau1: float = NAN
+    test_many_posthoc: float = NAN
+    test_medium_posthoc: float = NAN
+    test_few_posthoc: float = NAN
+    taunorm_tau_star: float = NAN
+    val_bal_acc_taunorm: float = NAN
+    test_bal_acc_taunorm: float = NAN
+    test_bal_acc_taunorm_tau1: float = NAN
+    stage: str = ""
+    resumed_at: int = 0
+    wall_s: float = NAN
+    finished_at: str = ""
+    versions: str = ""
+    code_version: str = ""
+
+    @classmethod
+    def of(cls, meta: TrialMeta, **values) -> TrialRecord:
+        return cls(**{f.name: getattr(meta, f.name) for f in fields(TrialMeta)}, **values)
+
+    def columns(self) -> dict[str, list]:
+        """One-row columns for :func:`table`."""
+        return {f.name: [getattr(self, f.name)] for f in fields(self)}
+
+
+# renamed columns: files written before the rename read under the new name
+RENAMED = {"test_bal_acc_posthoc1": "test_bal_acc_posthoc_tau1", "test_bal_acc_taunorm1": "test_bal_acc_taunorm_tau1"}
+_ARROW = {str: STR, int: I64, float: F64, dict: pa.map_(STR, F64)}
+
+
+def _schema_of(cls) -> pa.Schema:
+    hints = typing.get_type_hints(cls)
+    return pa.schema([(f.name, _ARROW[hints[f.name]]) for f in fields(cls)])
+
+
 SCHEMAS: dict[str, pa.Schema] = {
-    "trials": pa.schema([
-        ("study", STR), ("trial_id", STR), ("method", STR), ("params", pa.map_(STR, F64)), ("seed", I64),
-        ("repeat", I64), ("dataset", STR), ("rho", F64), ("subset_hash", STR), ("model", STR), ("num_workers", I64),
-        ("status", STR), ("error", STR), ("best_epoch", I64), ("epochs_run", I64),
-        ("val_bal_acc", F64), ("val_many", F64), ("val_medium", F64), ("val_few", F64),
-        ("test_bal_acc", F64), ("test_many", F64), ("test_medium", F64), ("test_few", F64),
-        ("tau_star", F64), ("val_bal_acc_posthoc", F64), ("test_bal_acc_posthoc", F64), ("test_bal_acc_posthoc1", F64),
-        ("test_many_posthoc", F64), ("test_medium_posthoc", F64), ("test_few_posthoc", F64),
-        ("taunorm_tau_star", F64), ("val_bal_acc_taunorm", F64), ("test_bal_acc_taunorm", F64),
-        ("test_bal_acc_taunorm1", F64), ("stage", STR), ("resumed_at", I64), ("wall_s", F64), ("finished_at", STR), ("versions", STR),
-        ("code_version", STR),
-    ]),
+    "trials": _schema_of(TrialRecord),
     "epochs": pa.schema([
         ("study", STR), ("trial_id", STR), ("epoch", I64), ("lr", F64), ("train_loss", F64), ("val_bal_acc", F64),
         ("val_many", F64), ("val_medium", F64), ("val_few", F64), ("images_per_s", F64), ("epoch_s", F64),
@@ -127,6 +207,7 @@ def load_study(path: str, tables=TABLES) -> dict[str, pa.Table]:
             try:
                 with fs.open_input_file(fi.path) as f:
                     t = pq.read_table(f)
+                t = t.rename_columns([RENAMED.get(c, c) for c in t.column_names])
                 # a file from an older ltray lacks newer columns: they read as nulls
                 for field in schema:
                     if field.name not in t.column_names:

@@ -18,25 +18,51 @@ import time
 import torch
 
 from ltray import results as R
-from ltray.data import DataBundle
-from ltray.experiment import effective_recipe
-from ltray.methods import get_method
+from ltray.data import DataBundle, DataConfig
+from ltray.experiment import Experiment, effective_recipe
+from ltray.methods import get_method, method_names
 from ltray.models import build_model
-from ltray.train import fit, load_checkpoint, save_checkpoint
+from ltray.train import Recipe, fit, load_checkpoint, save_checkpoint
 
 
-def stage_key(kind: str, method: str, exp, recipe, subset_hash: str, seed: int) -> str:
+@dataclasses.dataclass(frozen=True)
+class StagePlan:
+    """What a study's shared stages are built from (the fields of the experiment they need)."""
+
+    study: str
+    """Study name (the stages table's key)."""
+    study_dir: str
+    """The study folder: stages live under <study_dir>/stages/<key>/."""
+    data: DataConfig
+    """The data config of the trial's repeat (its subset is part of every stage's key)."""
+    model: str
+    """Model name."""
+    pretrain: str
+    """Self-supervised pre-training ("" or "rotation")."""
+    pretrain_recipe: Recipe
+    """The recipe of the rotation pre-training (the study's recipe)."""
+    recipes: dict[str, Recipe]
+    """The effective recipe of every method a stage may train (recipe_overrides included)."""
+
+    @classmethod
+    def build(cls, exp: Experiment, study_dir: str, data: DataConfig) -> StagePlan:
+        return cls(study=exp.name, study_dir=study_dir, data=data, model=exp.model.name, pretrain=exp.pretrain,
+                   pretrain_recipe=exp.train,
+                   recipes={m: effective_recipe(exp, m) for m in method_names()})
+
+
+def stage_key(kind: str, method: str, plan: StagePlan, recipe: Recipe, subset_hash: str, seed: int) -> str:
     """Same kind, method, data (and subset), model, recipe, pre-training and seed -> same stage."""
-    blob = json.dumps({"kind": kind, "method": method, "data": dataclasses.asdict(exp.data), "subset": subset_hash,
-                       "model": dataclasses.asdict(exp.model), "train": dataclasses.asdict(recipe),
-                       "pretrain": exp.pretrain, "seed": seed}, sort_keys=True, default=list)
+    blob = json.dumps({"kind": kind, "method": method, "data": dataclasses.asdict(plan.data), "subset": subset_hash,
+                       "model": plan.model, "train": dataclasses.asdict(recipe), "pretrain": plan.pretrain,
+                       "seed": seed}, sort_keys=True, default=list)
     return f"{kind}-{method or 'none'}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
-def _stage(study_dir: str, key: str, kind: str, method: str, exp, seed: int, subset_hash: str, trial_id: str,
+def _stage(plan: StagePlan, key: str, kind: str, method: str, seed: int, subset_hash: str, trial_id: str,
            train) -> dict:
     """Load the stage's checkpoint, training it first (under the lock) if no one has."""
-    folder = os.path.join(study_dir, "stages", key)
+    folder = os.path.join(plan.study_dir, "stages", key)
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one trainer; the others wait, then load
@@ -45,46 +71,45 @@ def _stage(study_dir: str, key: str, kind: str, method: str, exp, seed: int, sub
             state, history, val, test = train()
             save_checkpoint(folder, {"model": state, "optimizer": {}, "epoch": len(history) - 1, "best_val": val,
                                      "best_epoch": len(history) - 1, "history": history, "best_state": state})
-            row = {"study": [exp.name], "key": [key], "kind": [kind], "method": [method], "trained_by": [trial_id],
+            row = {"study": [plan.study], "key": [key], "kind": [kind], "method": [method], "trained_by": [trial_id],
                    "seed": [seed], "subset_hash": [subset_hash], "wall_s": [time.time() - t0],
                    "val_bal_acc": [val], "test_bal_acc": [test],
                    "finished_at": [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())]}
-            R.write_table(study_dir, "stages", key, R.table("stages", row))
+            R.write_table(plan.study_dir, "stages", key, R.table("stages", row))
         return load_checkpoint(folder)["best_state"]
 
 
-def get_pretrained(study_dir: str, exp, data: DataBundle, seed: int, device, trial_id: str) -> dict | None:
-    """The study's pre-trained backbone state (``exp.pretrain``), or None without pre-training."""
-    if not exp.pretrain:
+def get_pretrained(plan: StagePlan, data: DataBundle, seed: int, device, trial_id: str) -> dict | None:
+    """The study's pre-trained backbone state (``plan.pretrain``), or None without pre-training."""
+    if not plan.pretrain:
         return None
     from ltray.ssp import pretrain_rotation
 
     def train():
-        state, history = pretrain_rotation(data, exp.model.name, exp.train, seed, device)
+        state, history = pretrain_rotation(data, plan.model, plan.pretrain_recipe, seed, device)
         return state, history, float("nan"), float("nan")
 
-    key = stage_key("rotation", "", exp, exp.train, data.subset_hash, seed)
-    return _stage(study_dir, key, "rotation", "", exp, seed, data.subset_hash, trial_id, train)
+    key = stage_key("rotation", "", plan, plan.pretrain_recipe, data.subset_hash, seed)
+    return _stage(plan, key, "rotation", "", seed, data.subset_hash, trial_id, train)
 
 
-def get_trained(study_dir: str, exp, data: DataBundle, method: str, seed: int, device, trial_id: str
+def get_trained(plan: StagePlan, data: DataBundle, method: str, seed: int, device, trial_id: str
                 ) -> tuple[torch.nn.Module, str]:
     """A model trained with ``method`` once per study (from the pre-trained backbone if any):
     DiVE's teacher, cRT's backbone. It trains with ``method``'s effective recipe (its
     ``recipe_overrides`` included), which is part of the stage's key."""
     m = get_method(method)
-    recipe = effective_recipe(exp, method)
-    key = stage_key("model", method, exp, recipe, data.subset_hash, seed)
+    recipe = plan.recipes[method]
+    key = stage_key("model", method, plan, recipe, data.subset_hash, seed)
 
     def train():
-        init = get_pretrained(study_dir, exp, data, seed, device, trial_id)
-        res = fit(data, m, None, exp.model.name, recipe, seed=seed, device=device, distributed=False,
-                  init_backbone=init)
+        init = get_pretrained(plan, data, seed, device, trial_id)
+        res = fit(data, m, None, plan.model, recipe, seed=seed, device=device, distributed=False, init_backbone=init)
         return res.state_dict, res.history, res.metrics["val_bal_acc"], res.metrics["test_bal_acc"]
 
-    state = _stage(study_dir, key, "model", method, exp, seed, data.subset_hash, trial_id, train)
+    state = _stage(plan, key, "model", method, seed, data.subset_hash, trial_id, train)
     in_ch, in_dim = data.input_shape
-    net = build_model(exp.model.name, data.num_classes, in_ch, head=m.head, in_dim=in_dim)
+    net = build_model(plan.model, data.num_classes, in_ch, head=m.head, in_dim=in_dim)
     net.load_state_dict(state)
     return net.to(device).eval(), key
 

@@ -6,7 +6,10 @@ import torch
 
 from helpers import make_fake_cifar, make_list_dataset
 from ltray.core.longtail import lt_counts
-from ltray.data import (DataConfig, augment_batch, digits_arrays, gaussian_bayes_balanced_error, load_data)
+from ltray.data import DataConfig, augment_batch, load_data
+from ltray.datasets import dataset_names, get_dataset
+from ltray.datasets.digits import digits_arrays
+from ltray.datasets.gaussian import gaussian_bayes_balanced_error
 from ltray.errors import LtrayError
 
 
@@ -122,3 +125,38 @@ def test_augment_crop_is_a_window_of_the_padded_image():
                             torch.Generator().manual_seed(1))
     assert flipped.shape == (64, 1, 8, 8)
     assert augment_batch(x, "none") is x
+
+
+def _registry_config(name: str, root) -> DataConfig:
+    """A small real instance of each registered dataset (files in the real formats where needed)."""
+    if name in ("cifar10-lt", "cifar100-lt"):
+        classes = 10 if name == "cifar10-lt" else 100
+        make_fake_cifar(root, classes=classes, per_class_train=60 if classes == 10 else 10, per_class_test=5)
+        return DataConfig(name=name, root=str(root), rho=5, val_per_class=2)
+    if name == "list-file":
+        return DataConfig(name=name, root=str(root), image_size=16, **make_list_dataset(root))
+    return DataConfig(name=name, rho=10)
+
+
+@pytest.mark.parametrize("name", dataset_names())
+def test_every_registered_dataset_loads_its_splits(name, tmp_path):
+    """Registry-wide: a long-tailed (or given) training set, a class-balanced validation set,
+    labels in range, a stable subset hash, and a missing data folder refused by its check."""
+    dataset = get_dataset(name)
+    cfg = _registry_config(name, tmp_path)
+    d = load_data(cfg)
+    C = d.num_classes
+    assert not dataset.classes or C == dataset.classes
+    counts = d.train_counts
+    assert counts.min() >= 1 and counts.sum() == len(d.train)
+    if name != "list-file":  # the shipped lists decide list-file's validation set
+        assert len(set(np.bincount(d.val.y.numpy(), minlength=C).tolist())) == 1
+    for split in (d.train, d.val, d.test):
+        assert 0 <= int(split.y.min()) and int(split.y.max()) < C
+    assert d.subset_hash == load_data(cfg).subset_hash
+    assert d.in_memory != (name == "list-file")
+    assert not d.in_memory or (d.train.x.ndim == 2) == dataset.points
+    gone = DataConfig(name=name, root=str(tmp_path / "nowhere"), rho=10)
+    if name in ("cifar10-lt", "cifar100-lt", "list-file"):
+        with pytest.raises(LtrayError, match="does not exist"):
+            dataset.check(gone)

@@ -9,7 +9,8 @@ import pytest
 from conftest import run_cli
 from ltray.errors import LtrayError
 from ltray.experiment import describe_fields, load_experiment, validate
-from ltray.sweep import Space, default_points, prepare, split_config
+from ltray.cli import prepare
+from ltray.space import Space, default_points, split_config
 
 QUICK = "experiments/quickstart.py"
 

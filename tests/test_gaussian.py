@@ -13,7 +13,8 @@ import torch
 
 from ltray.core.metrics import balanced_accuracy
 from ltray.core.posthoc import logit_adjust
-from ltray.data import DataConfig, gaussian_bayes_balanced_error, load_data
+from ltray.data import DataConfig, load_data
+from ltray.datasets.gaussian import gaussian_bayes_balanced_error
 from ltray.experiment import load_experiment
 from ltray.train import fit
 

@@ -56,3 +56,23 @@ def test_unknown_method_and_hyperparameter():
         get_method("focal")
     with pytest.raises(LtrayError, match="no hyperparameter"):
         get_method("ce").hp({"tau": 1.0})
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_method_runs_one_epoch_through_a_whole_trial(name, tmp_path):
+    """Registry-wide, for real: the trial body (shared stages included: DiVE's teacher, cRT's
+    backbone) trains one epoch of every method on digits-lt and writes a completed row whose
+    numbers are finite and whose selected epoch is the one trained."""
+    from ltray import results as R
+    from ltray.experiment import Experiment, effective_recipe
+    from ltray.train import Recipe
+    from ltray.trial import LocalApi, TrialSpec, train_trial
+
+    exp = Experiment(name="one", methods=(name,), train=Recipe(epochs=1, warmup_epochs=0, batch_size=64))
+    api = LocalApi()
+    train_trial(TrialSpec.build(exp, str(tmp_path), "t", name, {}, 0), api, 0, 0)
+    (row,) = R.load_study(str(tmp_path), ("trials",))["trials"].to_pylist()
+    epochs = effective_recipe(exp, name).epochs
+    assert row["status"] == "completed" and row["epochs_run"] == epochs and 0 <= row["best_epoch"] < epochs
+    assert all(np.isfinite(row[k]) for k in ("val_bal_acc", "test_bal_acc", "tau_star", "test_bal_acc_posthoc"))
+    assert api.reports[-1]["val_bal_acc"] == row["val_bal_acc"]

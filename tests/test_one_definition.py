@@ -68,34 +68,13 @@ def test_no_finite_validation_epoch_is_a_named_trial_failure(digits):
         fit(data, "ce", recipe=Recipe(epochs=2, warmup_epochs=0), seed=0)
 
 
-class _TuneApi:
-    """What run_fit uses of ``ray.tune`` in an in-process trial, kept in lists (a trial body
-    without Ray; the same path runs under a real Tune in tests/test_sweep.py)."""
-
-    class Checkpoint:
-        @staticmethod
-        def from_directory(path):
-            return path
-
-    def __init__(self):
-        self.reports = []
-
-    def get_checkpoint(self):
-        return None
-
-    def report(self, metrics, checkpoint=None):
-        self.reports.append(metrics)
-
-
 def test_a_trial_without_a_selectable_epoch_ends_as_a_recorded_failure(tmp_path, digits, monkeypatch):
-    from ltray import sweep
+    from ltray.trial import LocalApi, TrialSpec, train_trial
 
     empty = dataclasses.replace(digits, val=Split(y=digits.val.y[:0], x=digits.val.x[:0]))
-    monkeypatch.setattr("ltray.data.load_data", lambda cfg: empty)
+    monkeypatch.setattr("ltray.trial.load_data", lambda cfg: empty)
     exp = Experiment(name="nan", train=Recipe(epochs=2, warmup_epochs=0))
-    cfg = {"experiment": exp, "method": "ce", "hp": {}, "seed": 0, "repeat": 0, "trial_id": "t0",
-           "study_dir": str(tmp_path)}
-    sweep.run_fit(cfg, _TuneApi(), 0, 0)
+    train_trial(TrialSpec.build(exp, str(tmp_path), "t0", "ce", {}, 0), LocalApi(), 0, 0)
     row = R.load_study(str(tmp_path), ("trials",))["trials"].to_pylist()[0]
     assert row["status"] == "failed" and row["error"].startswith("NoSelectableEpoch: no epoch of 2")
 
@@ -125,15 +104,16 @@ def test_post_hoc_rules_do_not_divide_a_balanced_trials_prior_out_again():
 
     (fv, yv), (ft, yt) = split(30), split(60)
     exp = Experiment(methods=("crt",))
-    common = dict(study="s", trial_id="t", method=get_method("crt"), hp={"epochs": 10}, seed=0, repeat=0, exp=exp,
-                  subset_hash="h", val_logits=fv, val_y=yv, test_logits=ft, test_y=yt, train_counts=counts,
+    meta = R.TrialMeta(study="s", trial_id="t", method="crt", params={"epochs": 10}, seed=0, repeat=0,
+                       dataset="digits-lt", rho=100.0, model="cnn-small", num_workers=1)
+    common = dict(meta=meta, method=get_method("crt"), tau_max=3.0, val_logits=fv, val_y=yv, test_logits=ft, test_y=yt, train_counts=counts,
                   history=[], best_epoch=0, wall_s=0.0)
     fixed = trial_tables(balanced=logits_are_balanced(get_method("crt"), effective_recipe(exp, "crt")), **common)
     shifted = {(r[0], r[1]): r[2] for r in zip(fixed["shifts"]["shift"], fixed["shifts"]["adjustment"],
                                                   fixed["shifts"]["accuracy"])}
     assert shifted[("uniform", "none")] == 1.0
     assert shifted[("uniform", "pc_true")] == 1.0 and shifted[("uniform", "posthoc_tau")] == 1.0
-    assert fixed["trials"]["test_bal_acc_posthoc"][0] == 1.0 and fixed["trials"]["test_bal_acc_posthoc1"][0] == 1.0
+    assert fixed["trials"]["test_bal_acc_posthoc"][0] == 1.0 and fixed["trials"]["test_bal_acc_posthoc_tau1"][0] == 1.0
     assert fixed["trials"]["tau_star"][0] == 0.0
     # PC with the true prior of a forward shift: exactly argmax(f + log p_t), nothing divided out
     idx = shifted_test_indices(yt, counts, 50, "forward")
@@ -143,7 +123,7 @@ def test_post_hoc_rules_do_not_divide_a_balanced_trials_prior_out_again():
     double = trial_tables(balanced=False, **common)  # the old treatment, for contrast
     old = {(r[0], r[1]): r[2] for r in zip(double["shifts"]["shift"], double["shifts"]["adjustment"],
                                             double["shifts"]["accuracy"])}
-    assert old[("uniform", "pc_true")] < 0.95 and double["trials"]["test_bal_acc_posthoc1"][0] < 0.95
+    assert old[("uniform", "pc_true")] < 0.95 and double["trials"]["test_bal_acc_posthoc_tau1"][0] < 0.95
 
 
 def _trials(rows):
@@ -153,7 +133,7 @@ def _trials(rows):
 def test_cli_report_and_dashboard_select_the_same_configuration_by_its_mean(tmp_path, capsys):
     """Config A has the luckiest seed (val 0.90) but mean 0.60; config B has mean 0.70. Every
     view picks B and shows its seeds' mean."""
-    from ltray.sweep import print_summary
+    from ltray.cli import print_summary
 
     rows = [trial_row("a0", "logit_adjusted", {"tau": 1.0}, 0, 0.90, 0.50),
             trial_row("a1", "logit_adjusted", {"tau": 1.0}, 1, 0.30, 0.40),
@@ -196,7 +176,7 @@ def test_digits_validation_size_is_the_real_one_or_refused():
 
 
 def test_the_study_records_the_validation_size_it_uses():
-    from ltray.sweep import prepare
+    from ltray.cli import prepare
 
     exp, _, _ = prepare(["experiments/quickstart.py", "--results", "/tmp/ltray-unused"])
     assert exp.data.val_per_class == 15 and dataclasses.asdict(exp)["data"]["val_per_class"] == 15
@@ -205,11 +185,13 @@ def test_the_study_records_the_validation_size_it_uses():
 def _epochs(tid, vals):
     hist = [{"epoch": i, "lr": 0.1, "train_loss": 1.0, "val_bal_acc": v, "val_many": v, "val_medium": v,
              "val_few": v, "images_per_s": 1.0, "epoch_s": 1.0} for i, v in enumerate(vals)]
-    return R.table("epochs", epoch_rows("s", tid, hist))
+    meta = R.TrialMeta(study="s", trial_id=tid, method="ce", params={}, seed=0, repeat=0, dataset="digits-lt",
+                       rho=100.0, model="cnn-small", num_workers=1)
+    return R.table("epochs", epoch_rows(meta, hist))
 
 
 def test_a_trial_without_a_row_is_labelled_by_what_happened(tmp_path):
-    from ltray.sweep import _mark_stopped
+    from ltray.trial import label_unfinished
 
     study = str(tmp_path)
     for tid in ("asha", "killed", "full", "lost"):
@@ -219,7 +201,7 @@ def test_a_trial_without_a_row_is_labelled_by_what_happened(tmp_path):
     recovery.mark_ended(study, "asha", "complete", result=selected)
     recovery.mark_ended(study, "killed", "error", error="ray.exceptions.ActorDiedError: The actor died unexpectedly")
     recovery.mark_ended(study, "full", "error", error=f"ResultsFull: {recovery.FULL}: 3 MiB free")
-    _mark_stopped(Experiment(name="s", search=dataclasses.replace(Experiment().search, asha=True)), study)
+    label_unfinished(Experiment(name="s", search=dataclasses.replace(Experiment().search, asha=True)), study)
     rows = {r["trial_id"]: r for r in R.load_study(study, ("trials",))["trials"].to_pylist()}
     assert rows["asha"]["status"] == "stopped" and "ASHA at 25%" in rows["asha"]["error"]
     assert rows["asha"]["val_bal_acc"] == 0.45 and rows["asha"]["best_epoch"] == 1  # what the searcher was told
@@ -230,18 +212,18 @@ def test_a_trial_without_a_row_is_labelled_by_what_happened(tmp_path):
 
 
 def test_a_duplicate_stops_waiting_for_an_original_that_died_without_a_row(tmp_path):
-    from ltray.sweep import _wait_for
+    from ltray.trial import wait_for_original
 
     study = str(tmp_path)
     recovery.mark_ended(study, "orig", "error", error="ActorDiedError: killed")
     t0 = time.monotonic()
     with pytest.raises(RuntimeError, match="ended without a result .*ActorDiedError"):
-        _wait_for(study, "orig", timeout_s=60, poll_s=0.05)
+        wait_for_original(study, "orig", timeout_s=60, poll_s=0.05)
     assert time.monotonic() - t0 < 5
     with pytest.raises(RuntimeError, match=r"waited 0.3 s \(search.duplicate_wait_s\)"):
-        _wait_for(study, "silent", timeout_s=0.3, poll_s=0.05)
+        wait_for_original(study, "silent", timeout_s=0.3, poll_s=0.05)
     R.write_table(study, "trials", "done", R.table("trials", trial_row("done", "ce", {}, 0, 0.6, 0.5)))
-    assert _wait_for(study, "done", timeout_s=1, poll_s=0.05)["val_bal_acc"] == 0.6
+    assert wait_for_original(study, "done", timeout_s=1, poll_s=0.05)["val_bal_acc"] == 0.6
 
 
 def test_resume_forgets_the_end_of_a_trial_that_runs_again(tmp_path):

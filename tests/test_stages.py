@@ -8,15 +8,19 @@ import torch
 from ltray import results as R
 from ltray.data import load_data
 from ltray.experiment import Experiment, validate
-from ltray.stages import get_pretrained, get_trained, stage_key
+from ltray.stages import StagePlan, get_pretrained, get_trained, stage_key
 from ltray.train import Recipe, fit, load_checkpoint
 
 EXP = Experiment(name="s", train=Recipe(epochs=2, warmup_epochs=1))
 
 
+def _plan(study_dir, exp=EXP):
+    return StagePlan.build(exp, str(study_dir), exp.data)
+
+
 def _worker(study_dir, trial_id, q):
     data = load_data(EXP.data)
-    net, key = get_trained(study_dir, EXP, data, "balanced_softmax", 0, "cpu", trial_id)
+    net, key = get_trained(_plan(study_dir), data, "balanced_softmax", 0, "cpu", trial_id)
     q.put((key, sum(float(p.sum()) for p in net.parameters())))
 
 
@@ -35,12 +39,13 @@ def test_teacher_is_trained_once_for_racing_trials(tmp_path):
     assert len(stages) == 1 and stages[0]["trained_by"] in {"trial0", "trial1", "trial2"}
 
 
-def test_stage_key_depends_on_content():
-    a = stage_key("teacher", "balanced_softmax", EXP, EXP.train, "h0", 0)
-    assert a == stage_key("teacher", "balanced_softmax", EXP, EXP.train, "h0", 0)
-    assert a != stage_key("teacher", "balanced_softmax", EXP, EXP.train, "h0", 1)
-    assert a != stage_key("teacher", "balanced_softmax", EXP, EXP.train, "h1", 0)  # another subset
-    assert a != stage_key("teacher", "balanced_softmax", EXP, Recipe(epochs=3), "h0", 0)
+def test_stage_key_depends_on_content(tmp_path):
+    plan = _plan(tmp_path)
+    a = stage_key("teacher", "balanced_softmax", plan, EXP.train, "h0", 0)
+    assert a == stage_key("teacher", "balanced_softmax", plan, EXP.train, "h0", 0)
+    assert a != stage_key("teacher", "balanced_softmax", plan, EXP.train, "h0", 1)
+    assert a != stage_key("teacher", "balanced_softmax", plan, EXP.train, "h1", 0)  # another subset
+    assert a != stage_key("teacher", "balanced_softmax", plan, Recipe(epochs=3), "h0", 0)
 
 
 def test_a_shared_stage_trains_with_its_methods_recipe_overrides(tmp_path):
@@ -48,8 +53,8 @@ def test_a_shared_stage_trains_with_its_methods_recipe_overrides(tmp_path):
     exp = dataclasses.replace(EXP, methods=("crt",), recipe_overrides={"ce.epochs": 1.0, "ce.warmup_epochs": 0.0})
     validate(exp)  # an override for the stage's method (not among methods) is accepted
     data = load_data(exp.data)
-    _, key = get_trained(str(tmp_path), exp, data, "ce", 0, "cpu", "t")
-    _, plain = get_trained(str(tmp_path), EXP, data, "ce", 0, "cpu", "t")
+    _, key = get_trained(_plan(tmp_path, exp), data, "ce", 0, "cpu", "t")
+    _, plain = get_trained(_plan(tmp_path), data, "ce", 0, "cpu", "t")
     assert key != plain
     stages = {s["key"]: s for s in R.load_study(str(tmp_path), ("stages",))["stages"].to_pylist()}
     history = {k: load_checkpoint(tmp_path / "stages" / k)["history"] for k in stages}
@@ -58,7 +63,7 @@ def test_a_shared_stage_trains_with_its_methods_recipe_overrides(tmp_path):
 
 def test_dive_student_trains_from_the_teacher(tmp_path):
     data = load_data(EXP.data)
-    teacher, _ = get_trained(str(tmp_path), EXP, data, "balanced_softmax", 0, "cpu", "t")
+    teacher, _ = get_trained(_plan(tmp_path), data, "balanced_softmax", 0, "cpu", "t")
     res = fit(data, "dive", {"tau": 3.0, "power": 0.5, "a": 0.5}, recipe=EXP.train, teacher=teacher)
     assert res.test_logits.shape == (400, 10) and all(torch.isfinite(torch.tensor(h["train_loss"])) for h in res.history)
 
@@ -68,8 +73,8 @@ def test_rotation_pretraining_is_one_stage_that_every_trial_starts_from(tmp_path
 
     exp = dataclasses.replace(EXP, pretrain="rotation", train=Recipe(epochs=1, warmup_epochs=0))
     data = load_data(exp.data)
-    a = get_pretrained(str(tmp_path), exp, data, 0, "cpu", "trial0")
-    b = get_pretrained(str(tmp_path), exp, data, 0, "cpu", "trial1")
+    a = get_pretrained(_plan(tmp_path, exp), data, 0, "cpu", "trial0")
+    b = get_pretrained(_plan(tmp_path, exp), data, 0, "cpu", "trial1")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     stages = R.load_study(str(tmp_path), ("stages",))["stages"].to_pylist()
     assert [(s["kind"], s["trained_by"]) for s in stages] == [("rotation", "trial0")]
@@ -77,4 +82,4 @@ def test_rotation_pretraining_is_one_stage_that_every_trial_starts_from(tmp_path
     fresh = {k: v.clone() for k, v in net.backbone.state_dict().items()}
     net.backbone.load_state_dict(a)
     assert any(not torch.equal(fresh[k], a[k]) for k in a if a[k].is_floating_point())  # it learned something
-    assert get_pretrained(str(tmp_path), EXP, data, 0, "cpu", "t") is None  # no pre-training asked
+    assert get_pretrained(_plan(tmp_path), data, 0, "cpu", "t") is None  # no pre-training asked

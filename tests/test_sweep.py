@@ -214,10 +214,15 @@ def test_a_killed_trial_process_resumes_from_its_last_checkpoint(ray_head, tmp_p
         assert proc.poll() is None and time.time() < deadline, "trial ended before a worker could be killed"
         files = list(epochs_dir.glob("*.parquet")) if epochs_dir.is_dir() else []
         if files and pq.read_table(files[0]).num_rows >= 3:
-            pids = subprocess.run(["pgrep", "-f", process], capture_output=True, text=True).stdout.split()
-            for pid in pids:
-                os.kill(int(pid), signal.SIGKILL)  # the process training dies mid-trial
-            killed = pids
+            # this cluster's own process running fit, found through Ray's state API (never by name
+            # among the machine's processes)
+            from ray.util.state import list_actors
+
+            actors = list_actors(address=ray_head["dashboard"], filters=[("class_name", "=", process),
+                                                                         ("state", "=", "ALIVE")])
+            for a in actors:
+                os.kill(int(a.pid), signal.SIGKILL)  # the process training dies mid-trial
+            killed = [a.pid for a in actors]
         time.sleep(0.2)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-4000:]

@@ -45,6 +45,10 @@ class Method:
     """mixup alpha this method trains with (0 = none)."""
     recipe: Callable[[Any, dict], Any] = lambda recipe, hp: recipe
     """Adjusts the study's recipe for this method (cRT: a short, class-balanced classifier stage)."""
+    extra_tables: Callable[[dict, Any, Any], dict] = lambda hp, teacher_logits, counts: {}
+    """(hyperparameters, the teacher's logits (N_train, C) on the training images or None, train
+    counts (C,)) -> {table: columns} of the method's own tables (DiVE: "virtual"); the trial adds
+    its key columns (study, trial_id, stage)."""
 
     def hp(self, overrides: dict | None = None) -> dict:
         """Defaults updated with ``overrides``; unknown keys are an error."""

@@ -2,9 +2,11 @@
 tau and flattened by power p, into a student trained with BSCE: a * tau^2 * KL + (1 - a) * BSCE.
 The teacher is trained once per study (same data, seed, model and recipe) and shared."""
 
+import numpy as np
 import torch
 
 from ltray.core.losses import dive_loss
+from ltray.core.metrics import virtual_example_distribution as ved
 from ltray.methods import Method, register
 
 
@@ -21,6 +23,15 @@ def _loss(counts, epochs, hp, teacher=None):
     return loss
 
 
+def _virtual(hp, teacher_logits, counts) -> dict:
+    """The teacher's virtual example distribution on the training images: raw, tempered by tau,
+    and tempered + power-normalised (what the student distils); one row per class."""
+    C = len(counts)
+    return {"virtual": {"class_id": list(range(C)), "train_count": np.asarray(counts).tolist(),
+                        "raw": ved(teacher_logits).tolist(), "tempered": ved(teacher_logits, hp["tau"]).tolist(),
+                        "power_normalised": ved(teacher_logits, hp["tau"], hp["power"]).tolist()}}
+
+
 METHOD = register(Method(
     name="dive",
     summary="DiVE: distil a BSCE teacher's tempered, power-normalised virtual examples",
@@ -31,4 +42,5 @@ METHOD = register(Method(
                          "a": trial.suggest_float("a", 0.1, 0.9)},
     balanced_logits=True,
     teacher="balanced_softmax",
+    extra_tables=_virtual,
 ))

@@ -1,0 +1,140 @@
+"""The study command line: ``python -m ltray.sweep EXPERIMENT [--set ...] [--name] [--results]
+[--resume] [--address]``. Parses and validates everything before Ray starts (``prepare``), hands
+the study to ``ltray.sweep``, and prints the summary (``print_summary``). No Ray here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from ltray import recovery
+from ltray import results as R
+from ltray.data import resolve
+from ltray.errors import LtrayError
+from ltray.experiment import Experiment, apply_overrides, describe_fields, load_experiment, to_dict, validate
+
+
+def _local_resources() -> dict:
+    import torch
+
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+
+
+def _write_study_files(exp: Experiment, source: str, study_dir: str) -> None:
+    os.makedirs(study_dir, exist_ok=True)
+    shutil.copyfile(source, os.path.join(study_dir, "experiment.py"))
+    with open(os.path.join(study_dir, "experiment.json"), "w") as f:
+        json.dump(to_dict(exp), f, indent=2, default=list)
+    freeze = subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True).stdout
+    with open(os.path.join(study_dir, "requirements.txt"), "w") as f:
+        f.write(freeze)
+
+
+def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespace, str]:
+    """Parse the command line and validate everything; nothing is written and Ray is not started."""
+    p = argparse.ArgumentParser(
+        prog="python -m ltray.sweep", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a study of long-tail methods: Ray Tune + Optuna over Ray Train trials.",
+        epilog="Experiment fields (override any with --set dotted.name=value):\n" + "\n".join(describe_fields()))
+    p.add_argument("experiment", help="experiment file defining EXPERIMENT = Experiment(...)")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override fields by dotted path, e.g. --set train.epochs=3 methods=ce,lade")
+    p.add_argument("--name", help="study name (default: the experiment's name)")
+    p.add_argument("--results", default="results", help="folder (or pyarrow URI) holding studies (default: results)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted study")
+    p.add_argument("--address", help="Ray cluster to connect to (default: start a local one)")
+    a = p.parse_args(argv)
+    exp = apply_overrides(load_experiment(a.experiment), a.set)
+    if a.name:
+        exp = dataclasses.replace(exp, name=a.name)
+    # inside a Ray Job (RAY_ADDRESS set) or with --address, the cluster's resources are checked
+    # once connected; locally they are checked now, before Ray starts
+    on_cluster = bool(a.address or os.environ.get("RAY_ADDRESS"))
+    validate(exp, None if on_cluster else _local_resources())
+    # dataset defaults made explicit: experiment.json records what the trials use (digits-lt's 15
+    # validation images per class, not a 0 or a number it cannot hold)
+    exp = dataclasses.replace(exp, data=resolve(exp.data))
+    study_dir = os.path.join(a.results, exp.name)
+    if "://" not in a.results:
+        _check_writable(a.results, exp.resources.min_free_mb)
+    existing = R.finished_trials(study_dir) if os.path.isdir(study_dir) else {}
+    if existing and not a.resume:
+        raise LtrayError(f"{study_dir} already holds {len(existing)} trials; pass --resume to continue it or "
+                         "--name to start a new study (nothing was changed)")
+    if a.resume:
+        if not os.path.isdir(study_dir):
+            raise LtrayError(f"--resume: no study at {study_dir}")
+        saved = os.path.join(study_dir, "experiment.json")
+        if os.path.isfile(saved) and json.load(open(saved)) != json.loads(json.dumps(to_dict(exp), default=list)):
+            raise LtrayError(f"--resume: the experiment differs from the one {study_dir} was started with "
+                             f"({saved}); resume with the same file and --set values")
+    return exp, a, study_dir
+
+
+def _check_writable(results: str, min_free_mb: float = 0.0) -> None:
+    """Fail before Ray starts if results cannot be written there (read-only, no space, a file)."""
+    probe = os.path.join(results, f".ltray-write-probe-{os.getpid()}")
+    try:
+        os.makedirs(results, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise LtrayError(f"cannot write results under {results}: {e.strerror or e}. Fix the folder (permissions, "
+                         "free space) or pass --results elsewhere; a study stopped this way resumes with --resume") from None
+    finally:
+        try:
+            os.remove(probe)
+        except OSError:
+            pass
+    try:
+        recovery.check_space(results, min_free_mb)
+    except recovery.ResultsFull as e:
+        raise LtrayError(f"{e}. Free space or pass --results elsewhere; a study stopped this way resumes with "
+                         "--resume") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        exp, a, study_dir = prepare(argv)
+    except LtrayError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from ltray import sweep  # Ray is imported from here on
+
+    try:
+        sweep.launch(exp, study_dir, a.address, a.resume,
+                     on_connected=None if a.resume else lambda: _write_study_files(exp, a.experiment, study_dir))
+    except LtrayError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print_summary(study_dir)
+    return 0
+
+
+def print_summary(study_dir: str) -> None:
+    """Per method, the configuration ``report.best_configurations`` selects (best mean validation
+    balanced accuracy over its seeds), with its seeds' mean: the same rows as ``ltray.report``
+    and the dashboard."""
+    from ltray.report import best_configurations
+
+    t = R.load_study(study_dir, ("trials",))["trials"]
+    print(f"\n{t.num_rows} trials in {study_dir}")
+    print(f"{'method':<18} {'seeds':>5} {'val':>7} {'test':>7} {'+post-hoc':>9} {'many':>7} {'medium':>7} {'few':>7}")
+    cols = ("val_bal_acc", "test_bal_acc", "test_bal_acc_posthoc", "test_many", "test_medium", "test_few")
+    for method, rows in best_configurations(t).items():
+        mean = {c: sum(r[c] for r in rows) / len(rows) for c in cols}
+        print(f"{method:<18} {len(rows):>5} " + " ".join(f"{mean[c] * 100:{w}.2f}" for c, w in zip(cols, (7, 7, 9, 7, 7, 7))))
+    for r in t.to_pylist():
+        if r["status"] != "completed":
+            print(f"  {r['trial_id']} {r['status']}: {r['error'][:200]}")
+    print("(per method: the configuration with the best mean validation balanced accuracy over its seeds; "
+          "mean over those seeds; ltray.report adds 95% intervals)")
+    print(f"\nLook at them: python -m dashboard --results {os.path.dirname(study_dir) or '.'}")
