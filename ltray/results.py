@@ -102,6 +102,7 @@ class TrialRecord:
 
 # renamed columns: files written before the rename read under the new name
 RENAMED = {"test_bal_acc_posthoc1": "test_bal_acc_posthoc_tau1", "test_bal_acc_taunorm1": "test_bal_acc_taunorm_tau1"}
+RENAMED_FROM = {new: old for old, new in RENAMED.items()}
 _ARROW = {str: STR, int: I64, float: F64, dict: pa.map_(STR, F64)}
 
 

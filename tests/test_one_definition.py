@@ -241,3 +241,19 @@ def test_every_row_says_which_code_made_it(tmp_path):
     row = trial_row("t", "ce", {}, 0, 0.5, 0.5)
     assert row["code_version"] == [v]
     assert R.table("trials", row).schema == R.SCHEMAS["trials"]
+
+
+def test_a_trials_file_from_before_the_rename_reads_under_the_new_names(tmp_path):
+    """Studies written before *_posthoc1 / *_taunorm1 became *_tau1 keep their values."""
+    import pyarrow.parquet as pq
+
+    row = trial_row("old", "ce", {}, 0, 0.5, 0.4)
+    row.update(test_bal_acc_posthoc_tau1=[0.61], test_bal_acc_taunorm_tau1=[0.52])
+    t = R.table("trials", row).drop_columns(["code_version"])
+    old = t.rename_columns([R.RENAMED_FROM.get(c, c) for c in t.column_names])  # an older ltray's columns
+    assert "test_bal_acc_posthoc1" in old.column_names
+    (tmp_path / "trials").mkdir()
+    pq.write_table(old, tmp_path / "trials" / "old.parquet")
+    (row,) = R.load_study(str(tmp_path), ("trials",))["trials"].to_pylist()
+    assert row["test_bal_acc_posthoc_tau1"] == 0.61 and row["test_bal_acc_taunorm_tau1"] == 0.52
+    assert row["code_version"] is None  # a column it did not have reads as null
