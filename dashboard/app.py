@@ -14,7 +14,7 @@ import dash
 from dash import Input, Output, State, dash_table, dcc, html
 
 from dashboard import figures as F
-from dashboard.studies import StudyRefused, list_studies, load, optuna_storage, resolve
+from dashboard.studies import StudyRefused, list_studies, load, optuna_storage, resolve, signature
 
 REFRESH_MS = 5000
 
@@ -43,6 +43,10 @@ def create_app(results: str | Path) -> dash.Dash:
                 id="trials", sort_action="native", filter_action="native", page_size=15,
                 columns=[{"name": c, "id": c} for c in F.TRIAL_COLUMNS], style_table={"overflowX": "auto"})),
             _section("Per-shot accuracy", _graph("shots")),
+            _section("Paired comparison against CE (seed k vs seed k; bootstrap over seeds and test images)",
+                     dash_table.DataTable(id="paired", columns=[{"name": c, "id": c} for c in F.PAIRED_COLUMNS],
+                                          style_table={"overflowX": "auto"}),
+                     _graph("gap")),
             _section("Shifted test label distributions", _graph("shifts")),
             _section("Per-class accuracy", dcc.Dropdown(id="pc-trials", multi=True, placeholder="trials"),
                      _graph("per-class")),
@@ -104,6 +108,20 @@ def create_app(results: str | Path) -> dash.Dash:
         return (F.trials_rows(t), [warn, best_div], F.shot_bars(t), F.shifts(tables["shifts"], t), ids, ids,
                 [{"label": d, "value": d} for d in dive], search.get("history", empty), search.get("importance", empty),
                 search.get("parallel", empty), search.get("pareto", F._empty("Pareto front", "one objective")), name)
+
+    @app.callback(Output("paired", "data"), Output("gap", "figure"), Input("current", "data"),
+                  Input("tick", "n_intervals"))
+    def paired(name, _tick):
+        try:
+            path = resolve(root, name)
+        except StudyRefused:
+            return [], F._empty("", "")
+        return _paired(str(path), signature(path))
+
+    @functools.lru_cache(maxsize=8)
+    def _paired(path: str, sig: tuple):  # recomputed only when one of the study's files changed
+        tables, _ = load(Path(path))
+        return F.paired_rows(tables), F.gap_bars(tables)
 
     def chosen_graph(graph: str, picker: str, draw, multi: bool) -> None:
         """A graph drawn from the trial(s) picked above it; the first trial(s) until one is picked."""

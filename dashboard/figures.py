@@ -14,7 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ltray.core.longtail import shift_names
-from ltray.report import best_configurations, mean_ci
+from ltray.errors import LtrayError
+from ltray.report import GROUPS, best_configurations, gap_table, mean_ci, paired_table
 
 SHOTS = ("many", "medium", "few", "bal_acc")
 SHOT_LABELS = {"many": "many (>100)", "medium": "medium", "few": "few (<20)", "bal_acc": "overall"}
@@ -249,3 +250,54 @@ def search_figures(storage_url: str, study_name: str) -> dict[str, go.Figure]:
         except Exception as e:  # optuna refuses some plots for small or conditional studies
             out[k] = _empty(k, f"not available: {e}")
     return out
+
+
+# ---------------------------------------------------------------- paired comparison, protocol gap
+PAIRED_COLUMNS = ("row", "seeds", "bal_acc", "many", "medium", "few", "vs_baseline", "p", "verdict")
+
+
+def _pm(s: dict) -> str:
+    if s["n"] == 0:
+        return ""
+    return f"{s['mean'] * 100:.2f}" + (f" ± {s['ci95'] * 100:.2f}" if s["n"] > 1 else "")
+
+
+def paired_rows(tables: dict, baseline: str = "ce") -> list[dict]:
+    """``ltray.report.paired_table`` as table rows (%, mean ± 95% CI; the overall difference from
+    the baseline with its bootstrap interval, p and verdict); [] without the baseline's trials."""
+    try:
+        rows = paired_table(tables, baseline)
+    except LtrayError:
+        return []
+    out = []
+    for r in rows:
+        d = r.get("vs_baseline", {}).get("bal_acc")
+        verdict = "baseline" if d is None else ("not distinguishable" if d["lo"] <= 0 <= d["hi"] else
+                                                "better" if d["lo"] > 0 else "worse")
+        out.append({"row": r["row"], "seeds": r["seeds"], **{g: _pm(r[g]) for g in GROUPS},
+                    "vs_baseline": "" if d is None else
+                    f"{d['diff'] * 100:+.2f} [{d['lo'] * 100:+.2f}, {d['hi'] * 100:+.2f}]",
+                    "p": None if d is None else round(d["p"], 4), "verdict": verdict})
+    return out
+
+
+def gap_info(tables: dict, baseline: str = "ce") -> dict:
+    """Per compared row, the protocol gap (optimism, points) per group with 95% CI half-widths."""
+    rows = [r for r in gap_table(tables, baseline) if r["bal_acc"]["optimism"]["n"] > 0]
+    return {"rows": [r["row"] for r in rows],
+            "optimism": {g: [r[g]["optimism"]["mean"] * 100 for r in rows] for g in GROUPS},
+            "ci95": {g: [r[g]["optimism"]["ci95"] * 100 for r in rows] for g in GROUPS}}
+
+
+def gap_bars(tables: dict, baseline: str = "ce") -> go.Figure:
+    info = gap_info(tables, baseline)
+    if not info["rows"]:
+        return _empty("Protocol gap", "no per-epoch test results: run the study with train.track_test=true")
+    fig = go.Figure()
+    for g in GROUPS:
+        fig.add_bar(name=SHOT_LABELS.get(g, g), x=info["rows"], y=info["optimism"][g],
+                    error_y=dict(type="data", array=[0 if v != v else v for v in info["ci95"][g]]))
+    fig.update_layout(barmode="group", yaxis_title="optimism (points)", legend_title="group",
+                      title="Protocol gap: test accuracy with epoch (and tau) chosen on test, minus chosen on "
+                            "validation")
+    return fig

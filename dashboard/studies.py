@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ltray import results as R
 
-TABLES = ("trials", "epochs", "per_class", "shifts", "tau_curve", "virtual", "stages")
+TABLES = ("trials", "epochs", "per_class", "shifts", "tau_curve", "virtual", "stages", "logits")
 
 
 class StudyRefused(ValueError):
@@ -39,7 +39,7 @@ def resolve(root: Path, name: str | None) -> Path:
     return path
 
 
-def _signature(path: Path) -> tuple:
+def signature(path: Path) -> tuple:
     sig = []
     for t in TABLES + ("optuna.db",):
         p = path / t
@@ -59,7 +59,7 @@ _lock = threading.Lock()
 
 def load(path: Path) -> tuple[dict, list[str]]:
     """(tables, warnings) of a study; re-read only when one of its files changed."""
-    sig = _signature(path)
+    sig = signature(path)
     with _lock:
         hit = _cache.get(str(path))
         if hit and hit[0] == sig:

@@ -123,7 +123,7 @@ def print_summary(study_dir: str) -> None:
     """Per method, the configuration ``report.best_configurations`` selects (best mean validation
     balanced accuracy over its seeds), with its seeds' mean: the same rows as ``ltray.report``
     and the dashboard."""
-    from ltray.report import best_configurations
+    from ltray.report import best_configurations, gap_lines, paired_lines
 
     t = R.load_study(study_dir, ("trials",))["trials"]
     print(f"\n{t.num_rows} trials in {study_dir}")
@@ -136,5 +136,9 @@ def print_summary(study_dir: str) -> None:
         if r["status"] != "completed":
             print(f"  {r['trial_id']} {r['status']}: {r['error'][:200]}")
     print("(per method: the configuration with the best mean validation balanced accuracy over its seeds; "
-          "mean over those seeds; ltray.report adds 95% intervals)")
+          "mean over those seeds)")
+    best = best_configurations(t)
+    if "ce" in best and max(len(rows) for rows in best.values()) > 1:  # seeds to compare: the paired table
+        tables = R.load_study(study_dir, ("trials", "logits", "per_class", "epochs"))
+        print("\n" + "\n".join(paired_lines(tables, "ce") + [""] + gap_lines(tables, "ce")))
     print(f"\nLook at them: python -m dashboard --results {os.path.dirname(study_dir) or '.'}")

@@ -209,7 +209,8 @@ def _taunorm_cols(t: dict | None) -> dict:
 
 def epoch_rows(meta: R.TrialMeta, history: list[dict]) -> dict:
     cols = R.SCHEMAS["epochs"].names[2:]  # after study, trial_id
-    rows = {c: [h[c] for h in history] for c in cols}
+    # the test columns exist only with train.track_test (and not in histories from older checkpoints)
+    rows = {c: [h[c] if not c.startswith("test_") else h.get(c, float("nan")) for h in history] for c in cols}
     return _with_key(rows, {"study": meta.study, "trial_id": meta.trial_id})
 
 

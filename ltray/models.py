@@ -75,6 +75,27 @@ class SmallCNN(nn.Module):
         return F.adaptive_avg_pool2d(self.body(x), 1).flatten(1)
 
 
+class TinyCNN(nn.Module):
+    """A CPU-sized CNN for 28x28 images (fashion-mnist-lt's benchmark): conv-BN-ReLU at 16, 32 and
+    64 channels with a 2x2 pool after the first two; 64-d features. About 2 M multiply-adds per
+    28x28 image, 15x fewer than cnn-small at that size."""
+
+    feature_dim = 64
+
+    def __init__(self, in_channels: int = 1):
+        super().__init__()
+        c = [in_channels, 16, 32, 64]
+        layers = []
+        for i in range(3):
+            layers += [nn.Conv2d(c[i], c[i + 1], 3, 1, 1, bias=False), nn.BatchNorm2d(c[i + 1]), nn.ReLU(inplace=True)]
+            if i < 2:
+                layers.append(nn.MaxPool2d(2))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(self.body(x), 1).flatten(1)
+
+
 class Identity(nn.Module):
     """Features are the inputs themselves (gaussian-lt: a linear model on raw coordinates)."""
 
@@ -133,6 +154,7 @@ def _linear(in_channels: int, in_dim: int) -> nn.Module:
 BACKBONES = {
     "resnet32": lambda in_channels, in_dim: ResNet32(in_channels),
     "cnn-small": lambda in_channels, in_dim: SmallCNN(in_channels),
+    "cnn-tiny": lambda in_channels, in_dim: TinyCNN(in_channels),
     "linear": _linear,
     **{name: (lambda in_channels, in_dim, name=name: _torchvision(name, in_channels))
        for name in ("resnet34", "resnet50", "resnext50_32x4d")},

@@ -3,29 +3,21 @@
     python -m ltray.report results/la_table --table la       # the LA paper's Table 3 rows
     python -m ltray.report results/quickstart                # best configuration per method
     python -m ltray.report results/lade_shift --table shifts # the LADE shifted-test table
+    python -m ltray.report results/fashion_lt --table paired # paired comparison vs CE + protocol gap
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 
 import numpy as np
 
 from ltray import results as R
+from ltray.core.metrics import FEW_SHOT, MANY_SHOT
 from ltray.errors import LtrayError
-
-
-def mean_ci(values) -> dict:
-    """Mean, sample std and the half-width of a two-sided 95% t-interval."""
-    v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=np.float64)
-    if v.size == 0:
-        return {"n": 0, "mean": float("nan"), "std": float("nan"), "ci95": float("nan")}
-    std = float(v.std(ddof=1)) if v.size > 1 else float("nan")
-    return {"n": int(v.size), "mean": float(v.mean()), "std": std,
-            "ci95": R._t975(v.size - 1) * std / math.sqrt(v.size) if v.size > 1 else float("nan")}
+from ltray.stats import mean_ci, pair_counts, paired_difference
 
 
 def configurations(trials) -> dict[tuple, list[dict]]:
@@ -93,6 +85,154 @@ def shift_table(tables) -> list[dict]:
     return [{"method": m, "adjustment": a, "shift": sh, **mean_ci(v)} for (m, a, sh), v in sorted(acc.items())]
 
 
+GROUPS = ("bal_acc", "many", "medium", "few")  # the balanced accuracy over all classes, then per shot group
+
+
+def group_masks(train_counts) -> dict[str, np.ndarray]:
+    """Boolean masks (C,) of the classes in each group (many > 100, few < 20 training images)."""
+    n = np.asarray(train_counts)
+    return {"bal_acc": np.ones(n.size, bool), "many": n > MANY_SHOT, "medium": (n <= MANY_SHOT) & (n >= FEW_SHOT),
+            "few": n < FEW_SHOT}
+
+
+def _variants(best: dict, baseline: str) -> list[tuple[str, str, str]]:
+    """(row label, method, variant) of the compared rows: each method's selected configuration as
+    trained, and the baseline with post-hoc logit adjustment (tau* from validation)."""
+    return [(m, m, "raw") for m in best] + [(f"{baseline} + post-hoc LA", baseline, "posthoc")]
+
+
+def _column(variant: str, group: str) -> str:
+    return f"test_{group}" + ("_posthoc" if variant == "posthoc" else "")
+
+
+def _test_correct(tables, trial: dict, variant: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, correct, train counts) of a trial's test images from its stored logits; the
+    post-hoc variant applies its tau* (0 for balanced logits) to the prior it was chosen for."""
+    tid = trial["trial_id"]
+    rows = [r for r in tables["logits"].to_pylist() if r["trial_id"] == tid and r["split"] == "test"]
+    counts = np.array([r["train_count"] for r in sorted(tables["per_class"].to_pylist(), key=lambda r: r["class_id"])
+                       if r["trial_id"] == tid and r["split"] == "test"], dtype=np.float64)
+    if not rows or counts.size == 0:
+        raise LtrayError(f"trial {tid} has no stored test logits; the paired comparison needs them")
+    rows.sort(key=lambda r: r["index"])
+    y = np.array([r["label"] for r in rows])
+    f = np.array([r["logits"] for r in rows], dtype=np.float64)
+    if variant == "posthoc" and trial["tau_star"]:  # tau* = 0: balanced logits, nothing to divide out
+        f = f - trial["tau_star"] * np.log(counts / counts.sum())
+    return y, f.argmax(1) == y, counts
+
+
+def paired_table(tables, baseline: str = "ce", replicates: int = 4000) -> list[dict]:
+    """Per compared row: test accuracy per group (mean +- 95% t-interval over seeds) and its paired
+    difference from ``baseline`` (seed k against seed k: same subset and initial weights),
+    with a bootstrap over seeds and test images (``ltray.stats.paired_difference``)."""
+    best = best_configurations(tables["trials"])
+    if baseline not in best:
+        raise LtrayError(f"no completed {baseline!r} trials to compare against; name another with --baseline "
+                         f"(methods here: {', '.join(best) or 'none'})")
+    base = {r["repeat"]: r for r in best[baseline]}
+    cache: dict[tuple, tuple] = {}
+
+    def correct(trial, variant):
+        key = (trial["trial_id"], variant)
+        if key not in cache:
+            cache[key] = _test_correct(tables, trial, variant)
+        return cache[key]
+
+    out = []
+    for label, method, variant in _variants(best, baseline):
+        runs = {r["repeat"]: r for r in best[method]}
+        seeds = sorted(k for k in runs if k in base and runs[k]["subset_hash"] == base[k]["subset_hash"])
+        row = {"row": label, "method": method, "variant": variant, "seeds": len(seeds),
+               **{g: mean_ci([runs[k][_column(variant, g)] for k in seeds]) for g in GROUPS}}
+        if (method, variant) != (baseline, "raw") and seeds:
+            counts = []
+            for k in seeds:
+                y, right, n = correct(runs[k], variant)
+                _, base_right, _ = correct(base[k], "raw")
+                counts.append(pair_counts(right, base_right, y, n.size))
+            row["vs_baseline"] = paired_difference(np.stack(counts), group_masks(n), replicates)
+        out.append(row)
+    return out
+
+
+def gap_table(tables, baseline: str = "ce") -> list[dict]:
+    """The protocol gap per compared row and group: the test accuracy a study would publish if it
+    chose the epoch (and, with post-hoc LA, tau) on test, minus ltray's validation-chosen figure;
+    mean +- 95% CI over seeds. Needs ``train.track_test`` (the epochs' test columns)."""
+    best = best_configurations(tables["trials"])
+    epochs: dict[str, list[dict]] = {}
+    for e in tables["epochs"].to_pylist():
+        epochs.setdefault(e["trial_id"], []).append(e)
+    out = []
+    for label, method, variant in _variants(best, baseline) if baseline in best else []:
+        chosen_on_test: dict[str, list[float]] = {g: [] for g in GROUPS}
+        optimism: dict[str, list[float]] = {g: [] for g in GROUPS}
+        for r in best[method]:
+            rows = [e for e in epochs.get(r["trial_id"], []) if e["test_bal_acc"] == e["test_bal_acc"]]
+            if not rows:
+                continue
+            if variant == "posthoc":  # epoch and tau both chosen on test: the exact curve's best, per epoch
+                on_test = {"bal_acc": max(e["test_bal_acc_tau_oracle"] for e in rows)}
+            else:
+                top = max(rows, key=lambda e: e["test_bal_acc"])  # the first of the best, as a test-selecting repo
+                on_test = {g: top[f"test_{g}"] for g in GROUPS}
+            for g in GROUPS:
+                v = on_test.get(g, float("nan"))
+                chosen_on_test[g].append(v)
+                optimism[g].append(v - r[_column(variant, g)])
+        out.append({"row": label, "method": method, "variant": variant,
+                    **{g: {"on_test": mean_ci(chosen_on_test[g]),
+                           "on_val": mean_ci([r[_column(variant, g)] for r in best[method]]),
+                           "optimism": mean_ci(optimism[g])} for g in GROUPS}})
+    return out
+
+
+def _pct(s: dict) -> str:
+    if s["n"] == 0:
+        return "-"
+    return f"{s['mean'] * 100:.2f}" + (f" +- {s['ci95'] * 100:.2f}" if s["n"] > 1 else "")
+
+
+def paired_lines(tables, baseline: str = "ce") -> list[str]:
+    """The paired table as text: per row, test accuracy per group and the difference from the baseline."""
+    rows = paired_table(tables, baseline)
+    n = max(r["seeds"] for r in rows)
+    out = [f"test accuracy (%), mean +- 95% CI over {n} paired seeds; difference vs {baseline}: paired bootstrap "
+           "over seeds and test images",
+           f"{'method':<24}{'overall':>16}{'many':>16}{'medium':>16}{'few':>16}   vs {baseline} (overall)"]
+    for r in rows:
+        d = r.get("vs_baseline", {}).get("bal_acc")
+        if d is None:
+            vs = "(baseline)"
+        else:
+            verdict = "not distinguishable" if d["lo"] <= 0 <= d["hi"] else ("better" if d["lo"] > 0 else "worse")
+            vs = f"{d['diff'] * 100:+.2f} [{d['lo'] * 100:+.2f}, {d['hi'] * 100:+.2f}] p={d['p']:.3f} {verdict}"
+        out.append(f"{r['row']:<24}" + "".join(f"{_pct(r[g]):>16}" for g in GROUPS) + f"   {vs}")
+    for group in ("few", "medium"):
+        diffs = [(r["row"], r["vs_baseline"][group]) for r in rows if "vs_baseline" in r]
+        diffs = [(name, d) for name, d in diffs if d["diff"] == d["diff"]]
+        out.append(f"{group}-shot difference vs {baseline}: " + ("; ".join(
+            f"{name} {d['diff'] * 100:+.2f} [{d['lo'] * 100:+.2f}, {d['hi'] * 100:+.2f}]" for name, d in diffs)
+            or f"no class in the {group}-shot group ({'< 20' if group == 'few' else '20-100'} training images)"))
+    return out
+
+
+def gap_lines(tables, baseline: str = "ce") -> list[str]:
+    """The protocol gap as text (or one line saying how to get it)."""
+    rows = gap_table(tables, baseline)
+    if not rows or all(r["bal_acc"]["on_test"]["n"] == 0 for r in rows):
+        return ["protocol gap: no per-epoch test results stored; run the study with train.track_test=true"]
+    out = ["protocol gap: test accuracy (%) with the epoch (and tau) chosen on test vs chosen on validation; "
+           "optimism in points, mean +- 95% CI over seeds",
+           f"{'method':<24}{'chosen on val':>16}{'chosen on test':>16}{'optimism':>16}{'many':>14}{'medium':>14}{'few':>14}"]
+    for r in rows:
+        g = r["bal_acc"]
+        out.append(f"{r['row']:<24}{_pct(g['on_val']):>16}{_pct(g['on_test']):>16}{_pct(g['optimism']):>16}"
+                   + "".join(f"{_pct(r[k]['optimism']):>14}" for k in ("many", "medium", "few")))
+    return out
+
+
 def _fmt(s: dict, scale: float = 100.0) -> str:
     if s["n"] == 0:
         return "-"
@@ -103,10 +243,18 @@ def _fmt(s: dict, scale: float = 100.0) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ltray.report", description=__doc__.split("\n\n")[0])
     p.add_argument("study", help="a study folder, e.g. results/quickstart")
-    p.add_argument("--table", choices=("methods", "la", "shifts"), default="methods")
+    p.add_argument("--table", choices=("methods", "la", "shifts", "paired", "gap"), default="methods",
+                   help="paired: every method against --baseline on paired seeds, then the protocol gap; "
+                        "gap: the protocol gap alone")
+    p.add_argument("--baseline", default="ce", help="the method the paired table compares against (default ce)")
     a = p.parse_args(argv)
+    needs = {"paired": ("trials", "logits", "per_class", "epochs"), "gap": ("trials", "epochs")}
     try:
-        tables = R.load_study(a.study, ("trials", "shifts"))
+        tables = R.load_study(a.study, needs.get(a.table, ("trials", "shifts")))
+        if a.table in ("paired", "gap"):
+            lines = (paired_lines(tables, a.baseline) + [""] if a.table == "paired" else []) + gap_lines(tables, a.baseline)
+            print("\n".join(lines))
+            return 0
     except LtrayError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

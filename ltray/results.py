@@ -116,6 +116,9 @@ SCHEMAS: dict[str, pa.Schema] = {
     "epochs": pa.schema([
         ("study", STR), ("trial_id", STR), ("epoch", I64), ("lr", F64), ("train_loss", F64), ("val_bal_acc", F64),
         ("val_many", F64), ("val_medium", F64), ("val_few", F64), ("images_per_s", F64), ("epoch_s", F64),
+        # only with train.track_test (the protocol-gap report; never selected on), else NaN
+        ("test_bal_acc", F64), ("test_many", F64), ("test_medium", F64), ("test_few", F64),
+        ("test_bal_acc_tau_oracle", F64),
     ]),
     "per_class": pa.schema([
         ("study", STR), ("trial_id", STR), ("split", STR), ("class_id", I64), ("train_count", I64),
@@ -227,13 +230,3 @@ def finished_trials(path: str) -> dict[str, str]:
     except LtrayError:
         return {}
     return dict(zip(t.column("trial_id").to_pylist(), t.column("status").to_pylist()))
-
-
-def _t975(dof: int) -> float:
-    """Two-sided 95% Student-t quantile (scipy-free table, then the normal limit)."""
-    table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-             15: 2.131, 20: 2.086, 30: 2.042}
-    if dof in table:
-        return table[dof]
-    keys = sorted(k for k in table if k < dof)
-    return table[keys[-1]] if dof < 30 else 1.96 + 2.4 / dof

@@ -25,7 +25,8 @@ from ltray.core.metrics import VAL_METRICS, per_class_accuracy, shot_accuracy
 from ltray.data import DataBundle, DataConfig, ImageList, augment_batch, load_data, to_float
 from ltray.errors import LtrayError
 from ltray.evaluate import tau_normalized_results
-from ltray.methods import LossFn, Method, get_method, method_names
+from ltray.core.posthoc import tau_curve
+from ltray.methods import LossFn, Method, get_method, logits_are_balanced, method_names
 from ltray.models import MODELS, build_model
 
 CHECKPOINT_FILE = "state.pt"
@@ -68,6 +69,10 @@ class Recipe:
     """channels_last memory format for model and batches (GPUs)."""
     compile: bool = False
     """torch.compile the model once per process (reused across the trial's epochs)."""
+    track_test: bool = False
+    """Also evaluate the test set after every epoch, for the protocol-gap report only (what choosing
+    the epoch and tau on test would have published); selection never reads it. Costs one test pass
+    an epoch."""
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -291,6 +296,8 @@ class Run:
     """mixup: lambda ~ Beta(alpha, alpha) per step (0 = off)."""
     freeze_backbone: bool = False
     """Keep the backbone in eval mode while training (cRT: frozen BatchNorm statistics too)."""
+    balanced: bool = False
+    """The logits carry no training prior (a balanced loss or sampler): post-hoc LA has nothing to divide out."""
 
 
 def _setup_model(data: DataBundle, head: str, start: ModelStart, device: torch.device) -> torch.nn.Module:
@@ -338,7 +345,8 @@ def build_run(data: DataBundle, method: Method, hp: dict, recipe: Recipe, start:
     run = Run(net=net, train_net=_wrap(net, recipe, device, world), loss_fn=loss_fn, opt=opt, recipe=recipe,
               device=device, x_train=data.train.x.to(device) if data.in_memory else None,
               y_train=data.train.y.to(device), rank=rank, world=world, scale=method.logit_scale(hp),
-              mix_alpha=max(recipe.mixup_alpha, method.mixup(hp)), freeze_backbone=start.freeze_backbone)
+              mix_alpha=max(recipe.mixup_alpha, method.mixup(hp)), freeze_backbone=start.freeze_backbone,
+              balanced=logits_are_balanced(method, recipe))
     return run, state
 
 
@@ -465,7 +473,29 @@ def _epoch_row(run: Run, data: DataBundle, epoch: int, lr: float, stats: EpochSt
     return {"epoch": epoch, "lr": lr, "train_loss": stats.loss,
             "val_bal_acc": val["bal_acc"], "val_many": val["many"], "val_medium": val["medium"],
             "val_few": val["few"], "images_per_s": stats.images * run.world / dt if dt > 0 else float("nan"),
-            "epoch_s": dt}
+            "epoch_s": dt, **_epoch_test(run, data)}
+
+
+# the exact tau curve's range for the per-epoch test oracle (PosthocConfig.tau_max's default)
+ORACLE_TAU_MAX = 3.0
+
+
+def _epoch_test(run: Run, data: DataBundle) -> dict:
+    """``recipe.track_test``: this epoch's test balanced and per-shot accuracy, and the best test
+    balanced accuracy over post-hoc tau in [0, 3] (the exact curve, chosen on test): the numbers a
+    repository that selects on test would publish. NaN when not tracked. Never used to select."""
+    if not run.recipe.track_test:
+        return {k: float("nan") for k in TEST_EPOCH_METRICS}
+    counts = data.train_counts
+    logits = predict(run.net, data, "test", run.device, workers=run.recipe.loader_workers) * run.scale
+    y = data.test.y.numpy()
+    test = summarize(logits, y, counts)
+    prior = np.full(counts.size, 1.0 / counts.size) if run.balanced else counts / counts.sum()
+    return {"test_bal_acc": test["bal_acc"], "test_many": test["many"], "test_medium": test["medium"],
+            "test_few": test["few"], "test_bal_acc_tau_oracle": tau_curve(logits, y, prior, ORACLE_TAU_MAX).best}
+
+
+TEST_EPOCH_METRICS = ("test_bal_acc", "test_many", "test_medium", "test_few", "test_bal_acc_tau_oracle")
 
 
 def _report_epoch(report: Report, metrics: dict, state: TrainState, rank: int, with_checkpoint: bool) -> None:

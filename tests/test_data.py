@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,7 +139,11 @@ def _registry_config(name: str, root) -> DataConfig:
     return DataConfig(name=name, rho=10)
 
 
-@pytest.mark.parametrize("name", dataset_names())
+# fashion-mnist-lt reads Debian's files: opt-in like the other tests that need more than the install
+_NAMES = [pytest.param(n, marks=pytest.mark.fashion) if n == "fashion-mnist-lt" else n for n in dataset_names()]
+
+
+@pytest.mark.parametrize("name", _NAMES)
 def test_every_registered_dataset_loads_its_splits(name, tmp_path):
     """Registry-wide: a long-tailed (or given) training set, a class-balanced validation set,
     labels in range, a stable subset hash, and a missing data folder refused by its check."""
@@ -160,3 +165,58 @@ def test_every_registered_dataset_loads_its_splits(name, tmp_path):
     if name in ("cifar10-lt", "cifar100-lt", "list-file"):
         with pytest.raises(LtrayError, match="does not exist"):
             dataset.check(gone)
+
+
+# ---------------------------------------------------------------- fashion-mnist-lt (real idx files)
+def _write_idx(path, array, gz=True):
+    import gzip
+    import struct
+
+    array = np.asarray(array, dtype=np.uint8)
+    blob = b"\0\0\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+    with (gzip.open if gz else open)(path, "wb") as f:
+        f.write(blob)
+
+
+def test_idx_reader_on_files_in_the_real_format(tmp_path):
+    from ltray.datasets.fashion_mnist import read_idx
+
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    _write_idx(tmp_path / "a.gz", images)
+    _write_idx(tmp_path / "b", [7, 9], gz=False)
+    np.testing.assert_array_equal(read_idx(tmp_path / "a.gz"), images)
+    np.testing.assert_array_equal(read_idx(tmp_path / "b"), [7, 9])
+    (tmp_path / "short").write_bytes((tmp_path / "b").read_bytes()[:-1])
+    with pytest.raises(LtrayError, match="truncated"):
+        read_idx(tmp_path / "short")
+    (tmp_path / "bad").write_bytes(b"\x12\x34\x08\x01abcd")
+    with pytest.raises(LtrayError, match="not an idx file"):
+        read_idx(tmp_path / "bad")
+
+
+def test_missing_fashion_mnist_is_one_error_that_gives_the_apt_command(tmp_path, monkeypatch):
+    from ltray.datasets import fashion_mnist
+
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_ROOT", str(tmp_path / "absent"))
+    with pytest.raises(LtrayError, match="apt-get install -y dataset-fashion-mnist"):
+        load_data(DataConfig(name="fashion-mnist-lt"))
+    with pytest.raises(LtrayError, match=r"lacks .*put the four"):
+        load_data(DataConfig(name="fashion-mnist-lt", root=str(tmp_path)))
+
+
+@pytest.mark.fashion
+def test_fashion_mnist_lt_from_debians_files():
+    """The real 70,000 images: the CIFAR-10-LT profile with n_max 6000, less the 20 validation
+    images the head class gives (its 6,000 are all it has): 14,837 training images, 59 in the
+    rarest class; a balanced validation set; the untouched 10,000-image test set."""
+    from ltray.datasets.fashion_mnist import DEBIAN_ROOT, FILES, read_idx
+
+    train = read_idx(Path(DEBIAN_ROOT) / FILES["train"][0])
+    assert train.shape == (60000, 28, 28) and train.dtype == np.uint8
+    assert np.bincount(read_idx(Path(DEBIAN_ROOT) / FILES["train"][1])).tolist() == [6000] * 10
+    d = load_data(DataConfig(name="fashion-mnist-lt", rho=100))
+    assert d.train_counts.tolist() == lt_counts(5980, 10, 100) and len(d.train) == 14837 and d.train_counts[-1] == 59
+    assert np.bincount(d.val.y.numpy()).tolist() == [20] * 10
+    assert np.bincount(d.test.y.numpy()).tolist() == [1000] * 10 and d.test.x.shape == (10000, 1, 28, 28)
+    assert d.subset_hash != load_data(DataConfig(name="fashion-mnist-lt", rho=100, subset_seed=1)).subset_hash
+    assert load_data(DataConfig(name="fashion-mnist-lt", rho=10)).train_counts[-1] == 598

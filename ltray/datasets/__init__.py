@@ -54,4 +54,4 @@ def dataset_names() -> list[str]:
 
 
 # Importing the dataset files registers them.
-from ltray.datasets import digits, cifar, list_file, gaussian  # noqa: E402,F401,I001
+from ltray.datasets import digits, cifar, fashion_mnist, list_file, gaussian  # noqa: E402,F401,I001
