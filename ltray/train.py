@@ -69,6 +69,9 @@ class Recipe:
     """channels_last memory format for model and batches (GPUs)."""
     compile: bool = False
     """torch.compile the model once per process (reused across the trial's epochs)."""
+    resample_from: float = 1.0
+    """Deferred re-sampling (DRS): the fraction of the epochs after which batches are class-balanced
+    (Cao et al.: 0.8); 1 = never. sampler=balanced balances from the start."""
     track_test: bool = False
     """Also evaluate the test set after every epoch, for the protocol-gap report only (what choosing
     the epoch and tau on test would have published); selection never reads it. Costs one test pass
@@ -97,6 +100,8 @@ class Recipe:
             raise LtrayError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 < self.gamma <= 1:
             raise LtrayError(f"train.gamma must be in (0, 1], got {self.gamma}")
+        if not 0 < self.resample_from <= 1:
+            raise LtrayError(f"train.resample_from must be in (0, 1], got {self.resample_from}")
         if self.loader_workers < 0:
             raise LtrayError(f"train.loader_workers must be >= 0, got {self.loader_workers}")
 
@@ -165,10 +170,18 @@ def _collective_device(device: torch.device) -> torch.device | str:
     return device if device.type == "cuda" else "cpu"  # NCCL wants CUDA tensors, gloo CPU ones
 
 
-def _epoch_indices(labels: np.ndarray, recipe: Recipe, gen: np.random.Generator) -> np.ndarray:
+def balanced_from(recipe: Recipe) -> int:
+    """The first epoch with class-balanced batches: 0 with sampler=balanced, the resample_from
+    fraction of the epochs with deferred re-sampling (DRS), else never (the epoch count)."""
+    if recipe.sampler == "balanced":
+        return 0
+    return int(round(recipe.resample_from * recipe.epochs)) if recipe.resample_from < 1 else recipe.epochs
+
+
+def _epoch_indices(labels: np.ndarray, recipe: Recipe, gen: np.random.Generator, epoch: int = 0) -> np.ndarray:
     """One epoch of global sample indices (same on every rank: each takes its own shard)."""
     n = labels.size
-    if recipe.sampler == "random":
+    if epoch < balanced_from(recipe):
         return gen.permutation(n)
     # class-balanced: pick a class uniformly, then an image of it uniformly (cRT, Kang et al.)
     by_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
@@ -560,7 +573,7 @@ def fit(
         gen = np.random.default_rng([seed, epoch])  # same order on every rank, reproducible on resume
         tgen = torch.Generator().manual_seed(seed * 100003 + epoch * 7919 + rank)
         lr = lr_at(recipe, epoch)
-        stats = train_epoch(run, batches(data, run, _epoch_indices(labels, recipe, gen), tgen), epoch, lr, gen, tgen)
+        stats = train_epoch(run, batches(data, run, _epoch_indices(labels, recipe, gen, epoch), tgen), epoch, lr, gen, tgen)
         state.record(_epoch_row(run, data, epoch, lr, stats))
         row = state.history[-1]
         if on_epoch is not None and rank == 0:

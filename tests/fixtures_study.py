@@ -44,6 +44,12 @@ def write_study(root, name="fx", with_optuna=True):
               "accuracy": [test + (0.05 if r[3] == "pc_true" else 0.0) + 0.01 * i for i, r in enumerate(rows)],
               "prior_l1": [0.0] * len(rows)}
         R.write_table(str(study), "shifts", tid, R.table("shifts", sh))
+        n = 10  # test images: label i % 5; the first round(10 * test) predicted right, the rest wrong
+        labels = [i % 5 for i in range(n)]
+        pred = [y if i < round(n * test) else (y + 1) % 5 for i, y in enumerate(labels)]
+        R.write_table(str(study), "logits", tid, R.table("logits", {
+            "study": ["fx"] * n, "trial_id": [tid] * n, "split": ["test"] * n, "index": list(range(n)), "label": labels,
+            "logits": [np.eye(5, dtype=np.float32)[p] for p in pred]}))
         tc = {"study": ["fx"] * 4, "trial_id": [tid] * 4, "split": ["val", "val", "test", "test"],
               "tau_lo": [0.0, 0.8, 0.0, 1.1], "tau_hi": [0.8, 3.0, 1.1, 3.0], "bal_acc": [val - 0.05, val, test - 0.04, test]}
         R.write_table(str(study), "tau_curve", tid, R.table("tau_curve", tc))

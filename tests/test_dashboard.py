@@ -79,6 +79,9 @@ def test_pick_a_study_and_see_its_graphs(server, browser, tmp_path):
     page.wait_for_selector("text=Warning: skipped unreadable results file", timeout=30000)
     assert "broken.parquet" in page.content()
     page.wait_for_selector("#trials td", timeout=30000)
+    # the paired comparison against CE, from the stored test logits
+    page.wait_for_selector("#paired td:has-text('baseline')", timeout=30000)
+    assert page.locator("#paired td:has-text('not distinguishable')").count() >= 1
     # live: a trial finishing while the page is open shows up at the next refresh
     from fixtures_study import trial_row
     from ltray import results as R

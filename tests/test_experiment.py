@@ -34,7 +34,7 @@ def test_overrides_by_dotted_path(tmp_path):
 
 
 @pytest.mark.parametrize("sets,message", [
-    (["methods=ce,focal"], "unknown method 'focal'"),
+    (["methods=ce,arcface"], "unknown method 'arcface'"),
     (["methods="], "methods is empty"),
     (["train.epochs=abc"], "expected a int"),
     (["train.epochs=2.5"], "expected a int"),
@@ -88,8 +88,8 @@ def test_bad_experiment_files(tmp_path):
 
 
 def test_cli_prints_one_clear_error_and_writes_nothing(tmp_path):
-    r = run_cli(["-m", "ltray.sweep", QUICK, "--results", str(tmp_path / "r"), "--set", "methods=ce,focal"])
-    assert r.returncode == 2 and "error: unknown method 'focal'" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli(["-m", "ltray.sweep", QUICK, "--results", str(tmp_path / "r"), "--set", "methods=ce,arcface"])
+    assert r.returncode == 2 and "error: unknown method 'arcface'" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "r").exists()
 
 

@@ -158,3 +158,30 @@ def test_bad_shapes_and_labels_are_refused(batch):
         L.balanced_softmax_loss(logits, y, counts[:4])
     with pytest.raises(LtrayError, match=r"\(N, C\)"):
         L.cross_entropy(logits[0], y)
+
+
+def test_focal_loss_brute_force_and_limits(batch):
+    logits, y, counts = batch
+    assert torch.allclose(L.focal_loss(logits, y, 0.0), F.cross_entropy(logits, y))
+    p = torch.softmax(logits, 1)[torch.arange(len(y)), y]
+    want = ((1 - p) ** 2 * -p.log()).mean()
+    assert L.focal_loss(logits, y, 2.0).item() == pytest.approx(want.item())
+    w = torch.arange(1.0, 6.0, dtype=torch.float64)
+    assert L.focal_loss(logits, y, 2.0, w).item() == pytest.approx((w[y] * (1 - p) ** 2 * -p.log()).mean().item())
+    assert L.focal_loss(logits, y, 2.0) < F.cross_entropy(logits, y)  # (1 - p)^gamma < 1 shrinks every term
+
+
+def test_class_balanced_weights_and_weighted_ce(batch):
+    logits, y, counts = batch
+    beta = 0.999
+    eff = (1 - beta ** counts) / (1 - beta)  # Cui et al.: the effective number of samples
+    w = (1 / eff) / (1 / eff).sum() * 5
+    assert torch.allclose(L.drw_weights(counts, beta), w)
+    ce = torch.stack([F.cross_entropy(logits[i:i + 1], y[i:i + 1]) for i in range(len(y))])
+    assert L.weighted_cross_entropy(logits, y, w).item() == pytest.approx((w[y] * ce).mean().item())
+    assert torch.allclose(L.weighted_cross_entropy(logits, y, torch.ones(5)), F.cross_entropy(logits, y))
+    inv = L.inverse_frequency_weights(counts)
+    assert inv.sum().item() == pytest.approx(5) and torch.allclose(inv * counts, (inv * counts)[0].expand(5))
+    # beta -> 0: every class has effective number 1, equal weights; beta -> 1: inverse frequency
+    assert torch.allclose(L.drw_weights(counts, 1e-12), torch.ones(5, dtype=torch.float64))
+    assert torch.allclose(L.drw_weights(counts, 1 - 1e-9), inv, rtol=1e-4)

@@ -53,7 +53,7 @@ def test_unknown_method_and_hyperparameter():
     from ltray.errors import LtrayError
 
     with pytest.raises(LtrayError, match="unknown method"):
-        get_method("focal")
+        get_method("arcface")
     with pytest.raises(LtrayError, match="no hyperparameter"):
         get_method("ce").hp({"tau": 1.0})
 

@@ -12,7 +12,7 @@ from ltray.experiment import Experiment, apply_overrides, describe_fields, valid
 
 FIELDS = [line.split("(")[0].strip() for line in describe_fields()]
 junk = st.one_of(st.text(max_size=20), st.integers(-10**12, 10**12).map(str), st.floats(allow_nan=True).map(str),
-                 st.sampled_from(["", ",", "1,2,3", "true", "nan", "inf", "-1", "1e400", "[]", "None", "ce,focal",
+                 st.sampled_from(["", ",", "1,2,3", "true", "nan", "inf", "-1", "1e400", "[]", "None", "ce,arcface",
                                   "0.5,0.1", "(1,", "a=b"]))
 
 

@@ -127,3 +127,33 @@ def test_paired_table_pairs_seed_k_with_seed_k_and_gap_shows_what_test_selection
     # post-hoc: epoch and tau on test = the best per-epoch oracle; ce's is flat at 0.5 = its val-chosen figure
     assert gap["ce + post-hoc LA"]["bal_acc"]["optimism"]["mean"] == pytest.approx(0.0)
     assert all(r["bal_acc"]["optimism"]["mean"] >= 0 for r in gap.values())  # test selection can only flatter
+
+
+def test_the_dashboard_and_the_cli_show_the_reports_paired_numbers(tmp_path, capsys):
+    """One definition: the dashboard's paired rows and gap bars and the CLI summary print the
+    numbers ltray.report computes."""
+    from dashboard import figures as F
+    from ltray.cli import print_summary
+    from ltray.report import paired_lines
+
+    labels = np.repeat([0, 1, 2], 4)
+    right, wrong = np.eye(3)[labels] * 5, np.eye(3)[(labels + 1) % 3] * 5
+    half = np.where((np.arange(12) % 2 == 0)[:, None], right, wrong)
+    curve = [(0.5, 0.5, 0.5, 0.5, 0.6), (0.7, 0.8, 0.6, 0.4, 0.75)]
+    tabs = _study(tmp_path, [("c0", "ce", 0, half, labels, curve, 0.0), ("c1", "ce", 1, half, labels, curve, 0.0),
+                             ("b0", "balanced_softmax", 0, right, labels, curve, 0.0),
+                             ("b1", "balanced_softmax", 1, half, labels, curve, 0.0)])
+    report = {r["row"]: r for r in paired_table(tabs)}
+    board = {r["row"]: r for r in F.paired_rows(tabs)}
+    d = report["balanced_softmax"]["vs_baseline"]["bal_acc"]
+    assert board["balanced_softmax"]["vs_baseline"] == f"{d['diff'] * 100:+.2f} [{d['lo'] * 100:+.2f}, {d['hi'] * 100:+.2f}]"
+    assert board["balanced_softmax"]["p"] == round(d["p"], 4) and board["ce"]["verdict"] == "baseline"
+    gap = {r["row"]: r for r in gap_table(tabs)}
+    info = F.gap_info(tabs)
+    k = info["rows"].index("balanced_softmax")
+    assert info["optimism"]["bal_acc"][k] == pytest.approx(gap["balanced_softmax"]["bal_acc"]["optimism"]["mean"] * 100)
+    print_summary(str(tmp_path))
+    out = capsys.readouterr().out
+    for line in paired_lines(tabs):
+        assert line in out
+    assert "protocol gap" in out

@@ -173,8 +173,8 @@ def test_submit_as_a_ray_job_to_a_real_head_with_repeats(ray_head, tmp_path):
 
 def test_submit_refuses_bad_input_before_submitting(tmp_path):
     r = run_cli(["-m", "ltray.submit", "--address", "http://127.0.0.1:9", "experiments/quickstart.py",
-                 "--set", "methods=ce,focal"])
-    assert r.returncode == 2 and "unknown method 'focal'" in r.stderr
+                 "--set", "methods=ce,arcface"])
+    assert r.returncode == 2 and "unknown method 'arcface'" in r.stderr
     outside = tmp_path / "x.py"
     outside.write_text((ROOT / "experiments" / "quickstart.py").read_text())
     r = run_cli(["-m", "ltray.submit", "--address", "http://127.0.0.1:9", str(outside)])

@@ -139,7 +139,7 @@ def test_cli_trains_and_refuses_bad_input():
     assert ok.returncode == 0, ok.stderr
     assert "many" in ok.stdout and "few" in ok.stdout and "test" in ok.stdout
     for args, msg in ((["--data", "imagenet"], "unknown dataset"), (["--rho", "0.3"], "rho"),
-                      (["--method", "focal"], "unknown method"), (["--model", "vit"], "unknown model"),
+                      (["--method", "arcface"], "unknown method"), (["--model", "vit"], "unknown model"),
                       (["--hp", "tau=1"], "no hyperparameter"), (["--data", "cifar10-lt", "--root", "/nonexistent"], "download")):
         bad = subprocess.run([sys.executable, "-m", "ltray.train", *args], capture_output=True, text=True, env=env, timeout=300)
         assert bad.returncode == 2 and msg in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
@@ -199,3 +199,17 @@ def test_rotation_pretraining_learns_and_names_itself_when_it_diverges(digits):
     assert set(state) and all(not k.startswith("head.") for k in state)
     with pytest.raises(TrainingDiverged, match="rotation pre-training: loss became"):
         pretrain_rotation(digits, "cnn-small", Recipe(epochs=1, lr=1e30, warmup_epochs=0, weight_decay=0))
+
+
+def test_deferred_resampling_switches_to_class_balanced_batches(digits):
+    from ltray.train import _epoch_indices, balanced_from
+
+    r = Recipe(epochs=10, resample_from=0.8)
+    assert balanced_from(r) == 8 and balanced_from(Recipe(sampler="balanced")) == 0
+    assert balanced_from(Recipe(epochs=10)) == 10
+    labels = digits.train.y.numpy()
+    before = _epoch_indices(labels, r, np.random.default_rng(0), epoch=7)
+    after = _epoch_indices(labels, r, np.random.default_rng(0), epoch=8)
+    assert sorted(before.tolist()) == list(range(labels.size))  # a permutation: instance-balanced
+    per = np.bincount(labels[after], minlength=10)
+    assert per.min() > 0.5 * per.mean()  # class-balanced: the rare classes drawn as often as the head

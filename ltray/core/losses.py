@@ -102,6 +102,33 @@ def drw_weights(counts, beta: float = 0.9999) -> torch.Tensor:
     return w / w.sum() * n.numel()
 
 
+def inverse_frequency_weights(counts) -> torch.Tensor:
+    """Re-weighting by inverse class frequency: ``w_c = (1 / n_c)``, normalised so ``sum_c w_c = C``."""
+    n = torch.as_tensor(counts, dtype=torch.float64)
+    w = 1.0 / n
+    return w * n.numel() / w.sum()
+
+
+def weighted_cross_entropy(logits: torch.Tensor, y: torch.Tensor, weight) -> torch.Tensor:
+    """``mean_i w_{y_i} CE_i``: each sample's loss times its class weight, averaged over the batch
+    (Cui et al.'s class-balanced loss; unlike ``F.cross_entropy(weight=)``, which divides by the
+    batch's total weight). weight (C,)."""
+    w = _vec(weight, logits)
+    _check(logits, y, w)
+    return (w[y] * F.cross_entropy(logits, y, reduction="none")).mean()
+
+
+def focal_loss(logits: torch.Tensor, y: torch.Tensor, gamma: float = 2.0, weight=None) -> torch.Tensor:
+    """Softmax focal loss (Lin et al. ICCV 2017): ``mean_i w_{y_i} (1 - p_i)^gamma (-log p_i)`` with
+    ``p_i`` the softmax probability of the true class; gamma = 0 is (weighted) CE."""
+    _check(logits, y)
+    log_p = F.log_softmax(logits, 1).gather(1, y[:, None]).squeeze(1)
+    loss = (1 - log_p.exp()).clamp_min(0) ** gamma * -log_p
+    if weight is not None:
+        loss = _vec(weight, logits)[y] * loss
+    return loss.mean()
+
+
 def equalization_loss(logits: torch.Tensor, y: torch.Tensor, prior, lam: float, gamma: float = 0.9,
                       generator: torch.Generator | None = None) -> torch.Tensor:
     """Softmax equalization loss (Tan et al. CVPR 2020, Eq. 6): for a sample of class y, the

@@ -83,8 +83,9 @@ def method_names() -> list[str]:
 def logits_are_balanced(method: Method, recipe) -> bool:
     """Whether a trial's logits have the training prior removed, from what it trained with: a
     balanced loss (LA, BSCE, LADE, DiVE) or class-balanced sampling (cRT, or any method with
-    ``train.sampler=balanced``), which shows the classifier a uniform label prior."""
-    return method.balanced_logits or recipe.sampler == "balanced"
+    ``train.sampler=balanced``, or ending with it: DRS), which shows the classifier a uniform
+    label prior."""
+    return method.balanced_logits or recipe.sampler == "balanced" or recipe.resample_from < 1
 
 
 def prior_of(counts: torch.Tensor) -> torch.Tensor:
@@ -93,4 +94,5 @@ def prior_of(counts: torch.Tensor) -> torch.Tensor:
 
 
 # Importing the method files registers them.
-from ltray.methods import balanced_softmax, ce, crt, dive, equalization, lade, ldam_drw, logit_adjusted, mixup  # noqa: E402,F401,I001
+from ltray.methods import (balanced_softmax, bsce_cbs, cb_ce, cb_focal, ce, crt, dive, drs, equalization, focal, lade,  # noqa: E402,F401,I001
+                           ldam_drw, logit_adjusted, mixup, reweight)

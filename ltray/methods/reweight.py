@@ -1,0 +1,23 @@
+"""Re-weighting by inverse class frequency: each sample's CE weighted by 1 / n_y (weights
+normalised to sum to C). In expectation this is the balanced risk, so its logits carry no
+training prior."""
+
+from ltray.core.losses import inverse_frequency_weights, weighted_cross_entropy
+from ltray.methods import Method, register
+
+
+def _loss(counts, epochs, hp, teacher=None):
+    weight = inverse_frequency_weights(counts).float()
+
+    def loss(out, y, epoch, x):
+        return weighted_cross_entropy(out, y, weight)
+
+    return loss
+
+
+METHOD = register(Method(
+    name="reweight",
+    summary="CE re-weighted by inverse class frequency",
+    make_loss=_loss,
+    balanced_logits=True,
+))
