@@ -41,7 +41,8 @@ def _empty(title: str, note: str) -> go.Figure:
 
 # ---------------------------------------------------------------- trials overview
 TRIAL_COLUMNS = ("trial_id", "method", "status", "params", "seed", "val_bal_acc", "test_bal_acc",
-                 "test_bal_acc_posthoc", "test_many", "test_medium", "test_few", "best_epoch", "wall_s")
+                 "test_bal_acc_posthoc", "test_many", "test_medium", "test_few", "test_ece", "test_ece_ts",
+                 "best_epoch", "wall_s")
 
 
 def trials_rows(trials: pa.Table) -> list[dict]:
@@ -112,7 +113,8 @@ def per_class_info(per_class: pa.Table, trials: pa.Table, trial_ids: list[str], 
         if mine:
             out.append({"trial_id": tid, "method": names.get(tid, "?"), "class_id": [r["class_id"] for r in mine],
                         "train_count": [r["train_count"] for r in mine], "accuracy": [r["accuracy"] for r in mine],
-                        "accuracy_posthoc": [r["accuracy_posthoc"] for r in mine]})
+                        "accuracy_posthoc": [r["accuracy_posthoc"] for r in mine],
+                        "precision": [r["precision"] for r in mine]})
     return out
 
 
@@ -127,8 +129,10 @@ def per_class(per_class_table: pa.Table, trials: pa.Table, trial_ids: list[str],
                         text=[f"class {c}" for c in t["class_id"]])
         fig.add_scatter(x=t["train_count"], y=[a * 100 for a in t["accuracy_posthoc"]], mode="markers",
                         marker_symbol="x", name=label + " post-hoc tau*", text=[f"class {c}" for c in t["class_id"]])
-    fig.update_layout(title=f"Per-class {split} accuracy against training count", xaxis_type="log",
-                      xaxis_title="training images of the class (log)", yaxis_title="accuracy (%)")
+        fig.add_scatter(x=t["train_count"], y=[None if p != p else p * 100 for p in t["precision"]], mode="markers",
+                        marker_symbol="triangle-up", name=label + " precision", text=[f"class {c}" for c in t["class_id"]])
+    fig.update_layout(title=f"Per-class {split} accuracy (recall) and precision against training count",
+                      xaxis_type="log", xaxis_title="training images of the class (log)", yaxis_title="%")
     return fig
 
 

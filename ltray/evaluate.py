@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from ltray.core.longtail import shift_names, shifted_test_indices
-from ltray.core.metrics import balanced_accuracy, per_class_accuracy, shot_accuracy
-from ltray.core.posthoc import (estimate_prior_bbse, estimate_prior_em, logit_adjust, pc_adjust, tau_curve,
-                                 tau_normalize)
+from ltray.core.metrics import (balanced_accuracy, expected_calibration_error, per_class_accuracy,
+                                per_class_precision, shot_accuracy)
+from ltray.core.posthoc import (estimate_prior_bbse, estimate_prior_em, fit_temperature, logit_adjust, pc_adjust,
+                                 tau_curve, tau_normalize)
 from ltray import results as R
 from ltray.methods import Method
 
@@ -114,7 +115,7 @@ def trial_tables(meta: R.TrialMeta, *, method: Method, balanced: bool, tau_max: 
         test_medium=ts["medium"], test_few=ts["few"], tau_star=tau, val_bal_acc_posthoc=vba,
         test_bal_acc_posthoc=tba, test_bal_acc_posthoc_tau1=float(np.nanmean(per_class_accuracy(tau1, t.test_y, C))),
         test_many_posthoc=tsa["many"], test_medium_posthoc=tsa["medium"], test_few_posthoc=tsa["few"],
-        **_taunorm_cols(taunorm), stage=stage, resumed_at=resumed_at, wall_s=wall_s, finished_at=_now(),
+        **_taunorm_cols(taunorm), **_calibration(t), stage=stage, resumed_at=resumed_at, wall_s=wall_s, finished_at=_now(),
         versions=versions(), code_version=code_version())
     key = {"study": meta.study, "trial_id": meta.trial_id}
     return {
@@ -131,7 +132,7 @@ def _per_class(t: TrialLogits, adjusted: dict) -> tuple[dict, dict]:
     """Per-class accuracy rows (raw and post-hoc adjusted) and each split's (balanced, per-shot,
     adjusted balanced, adjusted per-shot) summary."""
     C = t.train_counts.size
-    rows = {k: [] for k in ("split", "class_id", "train_count", "accuracy", "accuracy_posthoc")}
+    rows = {k: [] for k in ("split", "class_id", "train_count", "accuracy", "accuracy_posthoc", "precision")}
     summary = {}
     for split in ("val", "test"):
         y = getattr(t, f"{split}_y")
@@ -143,7 +144,17 @@ def _per_class(t: TrialLogits, adjusted: dict) -> tuple[dict, dict]:
         rows["train_count"] += t.train_counts.tolist()
         rows["accuracy"] += pc.tolist()
         rows["accuracy_posthoc"] += pca.tolist()
+        rows["precision"] += per_class_precision(getattr(t, f"{split}_logits"), y, C).tolist()
     return rows, summary
+
+
+def _calibration(t: TrialLogits) -> dict:
+    """Test ECE (15 bins) raw and after temperature scaling with T fitted on validation."""
+    if t.val_y.size == 0 or t.test_y.size == 0:
+        return {}
+    temperature = fit_temperature(t.val_logits, t.val_y)
+    return {"test_ece": expected_calibration_error(t.test_logits, t.test_y), "temperature": temperature,
+            "test_ece_ts": expected_calibration_error(t.test_logits / temperature, t.test_y)}
 
 
 def _shift_rows(t: TrialLogits, src: np.ndarray, adjusted_test: np.ndarray) -> dict:

@@ -84,6 +84,12 @@ class TrialRecord:
     val_bal_acc_taunorm: float = NAN
     test_bal_acc_taunorm: float = NAN
     test_bal_acc_taunorm_tau1: float = NAN
+    test_ece: float = NAN
+    """Expected calibration error (15 bins) of the test logits."""
+    temperature: float = NAN
+    """Temperature scaling's T, fitted on validation (NLL)."""
+    test_ece_ts: float = NAN
+    """Test ECE after temperature scaling (accuracy is unchanged by it)."""
     stage: str = ""
     resumed_at: int = 0
     wall_s: float = NAN
@@ -122,7 +128,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     ]),
     "per_class": pa.schema([
         ("study", STR), ("trial_id", STR), ("split", STR), ("class_id", I64), ("train_count", I64),
-        ("accuracy", F64), ("accuracy_posthoc", F64),
+        ("accuracy", F64), ("accuracy_posthoc", F64), ("precision", F64),
     ]),
     "shifts": pa.schema([
         ("study", STR), ("trial_id", STR), ("shift", STR), ("ratio", F64), ("direction", STR), ("size", I64),

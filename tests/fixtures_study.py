@@ -34,7 +34,8 @@ def write_study(root, name="fx", with_optuna=True):
         C = len(COUNTS)
         pc = {"study": ["fx"] * 2 * C, "trial_id": [tid] * 2 * C, "split": ["val"] * C + ["test"] * C,
               "class_id": list(range(C)) * 2, "train_count": COUNTS * 2,
-              "accuracy": list(np.linspace(0.9, 0.1, C)) * 2, "accuracy_posthoc": list(np.linspace(0.8, 0.4, C)) * 2}
+              "accuracy": list(np.linspace(0.9, 0.1, C)) * 2, "accuracy_posthoc": list(np.linspace(0.8, 0.4, C)) * 2,
+              "precision": list(np.linspace(0.5, 0.95, C)) * 2}
         R.write_table(str(study), "per_class", tid, R.table("per_class", pc))
         names = shift_names()
         rows = [(n, r, d, a) for n, r, d in names for a in SHIFT_ADJUSTMENTS]

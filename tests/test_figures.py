@@ -53,9 +53,10 @@ def test_shifts(tables):
 def test_per_class(tables):
     _, t = tables
     fig = F.per_class(t["per_class"], t["trials"], ["t1", "t4"])
-    assert len(fig.data) == 4 and fig.layout.xaxis.type == "log"
+    assert len(fig.data) == 6 and fig.layout.xaxis.type == "log"  # per trial: recall raw, post-hoc, precision
     assert list(fig.data[0].x) == COUNTS and fig.data[0].y[0] == pytest.approx(90.0)
     assert fig.data[1].name.endswith("post-hoc tau*") and fig.data[1].y[-1] == pytest.approx(40.0)
+    assert fig.data[2].name.endswith("precision") and fig.data[2].y[0] == pytest.approx(50.0)
     assert len(F.per_class(t["per_class"], t["trials"], []).data) == 0
 
 

@@ -74,5 +74,7 @@ def test_method_runs_one_epoch_through_a_whole_trial(name, tmp_path):
     (row,) = R.load_study(str(tmp_path), ("trials",))["trials"].to_pylist()
     epochs = effective_recipe(exp, name).epochs
     assert row["status"] == "completed" and row["epochs_run"] == epochs and 0 <= row["best_epoch"] < epochs
-    assert all(np.isfinite(row[k]) for k in ("val_bal_acc", "test_bal_acc", "tau_star", "test_bal_acc_posthoc"))
+    assert all(np.isfinite(row[k]) for k in ("val_bal_acc", "test_bal_acc", "tau_star", "test_bal_acc_posthoc",
+                                            "test_ece", "test_ece_ts"))
+    assert row["temperature"] > 0 and 0 <= row["test_ece"] <= 1
     assert api.reports[-1]["val_bal_acc"] == row["val_bal_acc"]

@@ -257,3 +257,25 @@ def test_a_trials_file_from_before_the_rename_reads_under_the_new_names(tmp_path
     (row,) = R.load_study(str(tmp_path), ("trials",))["trials"].to_pylist()
     assert row["test_bal_acc_posthoc_tau1"] == 0.61 and row["test_bal_acc_taunorm_tau1"] == 0.52
     assert row["code_version"] is None  # a column it did not have reads as null
+
+
+def test_calibration_columns_are_recomputed_from_the_stored_logits(tmp_path, digits):
+    """test_ece / temperature / test_ece_ts of a trial row equal the closed forms on its logits."""
+    from ltray.core.metrics import expected_calibration_error, per_class_precision
+    from ltray.core.posthoc import fit_temperature
+    from ltray.trial import LocalApi, TrialSpec, train_trial
+
+    exp = Experiment(name="cal", methods=("ce",), train=Recipe(epochs=2, warmup_epochs=0, batch_size=64))
+    train_trial(TrialSpec.build(exp, str(tmp_path), "t", "ce", {}, 0), LocalApi(), 0, 0)
+    tabs = R.load_study(str(tmp_path))
+    (row,) = tabs["trials"].to_pylist()
+    logits = {s: [r for r in tabs["logits"].to_pylist() if r["split"] == s] for s in ("val", "test")}
+    f = {s: np.array([r["logits"] for r in logits[s]], np.float64) for s in logits}
+    y = {s: np.array([r["label"] for r in logits[s]]) for s in logits}
+    t = fit_temperature(f["val"], y["val"])
+    assert row["temperature"] == pytest.approx(t)
+    assert row["test_ece"] == pytest.approx(expected_calibration_error(f["test"], y["test"]), abs=1e-6)
+    assert row["test_ece_ts"] == pytest.approx(expected_calibration_error(f["test"] / t, y["test"]), abs=1e-6)
+    precision = [r["precision"] for r in sorted(tabs["per_class"].to_pylist(), key=lambda r: r["class_id"])
+                 if r["split"] == "test"]
+    np.testing.assert_allclose(precision, per_class_precision(f["test"], y["test"], 10), equal_nan=True)

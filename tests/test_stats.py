@@ -82,7 +82,7 @@ def _study(tmp_path, runs):
         key = {"study": ["fx"] * 3, "trial_id": [tid] * 3}
         R.write_table(str(tmp_path), "per_class", tid, R.table("per_class", {
             **key, "split": ["test"] * 3, "class_id": [0, 1, 2], "train_count": counts, "accuracy": accs,
-            "accuracy_posthoc": accs}))
+            "accuracy_posthoc": accs, "precision": accs}))
         n = labels.size
         R.write_table(str(tmp_path), "logits", tid, R.table("logits", {
             "study": ["fx"] * n, "trial_id": [tid] * n, "split": ["test"] * n, "index": list(range(n)),

@@ -37,6 +37,38 @@ def per_class_accuracy(logits_or_preds, y, num_classes: int) -> np.ndarray:
         return np.where(total > 0, hit / total, np.nan)
 
 
+def per_class_precision(logits_or_preds, y, num_classes: int) -> np.ndarray:
+    """Precision of each class: of the images predicted as c, the fraction that are c; (C,)
+    float64, NaN for a class never predicted. Long-tailed models trade head precision for
+    tail recall, which recall alone hides."""
+    p = _preds(logits_or_preds).astype(np.int64)
+    y = (y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)).astype(np.int64)
+    if p.shape != y.shape:
+        raise LtrayError(f"predictions {p.shape} and labels {y.shape} must have the same length")
+    predicted = np.bincount(p, minlength=num_classes).astype(np.float64)
+    hit = np.bincount(p[p == y], minlength=num_classes).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(predicted > 0, hit / predicted, np.nan)
+
+
+def expected_calibration_error(logits, y, bins: int = 15) -> float:
+    """ECE (Guo et al. ICML 2017): images binned by confidence (the top softmax probability) into
+    ``bins`` equal-width bins of (0, 1]; the image-weighted mean of |accuracy - confidence| per bin.
+    logits (N, C), y (N,)."""
+    f = torch.as_tensor(logits, dtype=torch.float64)
+    y = np.asarray(y)
+    if f.ndim != 2 or f.shape[0] != y.size:
+        raise LtrayError(f"ECE wants logits (N, C) and labels (N,), got {tuple(f.shape)} and {y.shape}")
+    if y.size == 0:
+        return float("nan")
+    conf, pred = torch.softmax(f, 1).max(1)
+    conf, right = conf.numpy(), pred.numpy() == y
+    which = np.clip(np.ceil(conf * bins).astype(np.int64) - 1, 0, bins - 1)  # bin b holds (b/bins, (b+1)/bins]
+    n = np.bincount(which, minlength=bins)
+    gap = np.abs(np.bincount(which, right.astype(np.float64), bins) - np.bincount(which, conf, bins))
+    return float(gap.sum() / y.size) if n.sum() else float("nan")
+
+
 def balanced_accuracy(logits_or_preds, y, num_classes: int | None = None) -> float:
     """Mean per-class recall over the classes present in ``y`` (= top-1 on a balanced test set)."""
     if num_classes is None:

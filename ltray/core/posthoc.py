@@ -3,6 +3,7 @@ tau curve, and label-shift estimation (EM, BBSE). No retraining."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,35 @@ def _log_vec(p, like: torch.Tensor) -> torch.Tensor:
     if (v <= 0).any():
         raise LtrayError("priors must be strictly positive to take their log")
     return torch.log(v)
+
+
+def fit_temperature(logits, y, lo: float = 0.05, hi: float = 20.0, iters: int = 80) -> float:
+    """Temperature scaling (Guo et al. ICML 2017): the T > 0 minimising the NLL of softmax(f / T)
+    on (validation) logits (N, C) and labels (N,). The NLL is convex in 1/T, so a golden-section
+    search over log T in [lo, hi] finds it to ~1e-15 relative width. T only rescales: the
+    argmax, and so every accuracy, is unchanged."""
+    f = torch.as_tensor(logits, dtype=torch.float64)
+    yt = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+    if f.ndim != 2 or yt.shape != (f.shape[0],) or f.shape[0] == 0:
+        raise LtrayError(f"fit_temperature wants logits (N, C) and labels (N,), got {tuple(f.shape)}, {tuple(yt.shape)}")
+
+    def nll(log_t: float) -> float:
+        return float(torch.nn.functional.cross_entropy(f / math.exp(log_t), yt))
+
+    a, b = math.log(lo), math.log(hi)
+    g = (math.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = nll(c), nll(d)
+    for _ in range(iters):
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = nll(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = nll(d)
+    return math.exp((a + b) / 2)
 
 
 def logit_adjust(logits: torch.Tensor, prior, tau: float = 1.0) -> torch.Tensor:
