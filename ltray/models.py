@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ltray.errors import LtrayError
 
-HEADS = ("linear", "cosine")
+HEADS = ("linear", "cosine", "lws")
 
 
 class BasicBlock(nn.Module):
@@ -118,6 +118,20 @@ class CosineHead(nn.Module):
         return F.normalize(feats, dim=1) @ F.normalize(self.weight, dim=1).T
 
 
+class ScaledLinear(nn.Module):
+    """LWS (Kang et al. ICLR 2020): a linear classifier times a learnable per-class scale f_c
+    (initialised to 1): ``f_c (w_c . x + b_c)``. The linear part is loaded from a trained model
+    and frozen; only the scales learn."""
+
+    def __init__(self, dim: int, num_classes: int):
+        super().__init__()
+        self.linear = nn.Linear(dim, num_classes)
+        self.scale = nn.Parameter(torch.ones(num_classes))
+
+    def forward(self, feats):
+        return self.linear(feats) * self.scale
+
+
 class Classifier(nn.Module):
     """backbone (features) + head; ``features(x)`` gives (N, D) for cRT and tau-normalisation."""
 
@@ -169,5 +183,5 @@ def build_model(name: str, num_classes: int, in_channels: int = 3, head: str = "
     if head not in HEADS:
         raise LtrayError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
     bb = BACKBONES[name](in_channels, in_dim)
-    h = nn.Linear(bb.feature_dim, num_classes) if head == "linear" else CosineHead(bb.feature_dim, num_classes)
+    h = {"linear": nn.Linear, "cosine": CosineHead, "lws": ScaledLinear}[head](bb.feature_dim, num_classes)
     return Classifier(bb, h)

@@ -277,6 +277,8 @@ class ModelStart:
     """The trained model a distillation method's loss needs (DiVE)."""
     resume_from: str | None = None
     """Checkpoint folder or file to go on from: weights, optimiser, history, best epoch."""
+    init_head: dict | None = None
+    """A trained linear classifier's state, loaded into the head's frozen ``linear`` (LWS)."""
 
 
 @dataclass
@@ -321,6 +323,12 @@ def _setup_model(data: DataBundle, head: str, start: ModelStart, device: torch.d
         net.backbone.load_state_dict(start.init_backbone)
     if start.freeze_backbone:
         for p in net.backbone.parameters():
+            p.requires_grad_(False)
+    if start.init_head is not None:
+        if not hasattr(net.head, "linear"):
+            raise LtrayError(f"init_head needs a head with a linear part (lws), not {type(net.head).__name__}")
+        net.head.linear.load_state_dict(start.init_head)
+        for p in net.head.linear.parameters():
             p.requires_grad_(False)
     return net
 
@@ -535,6 +543,7 @@ def fit(
     distributed: bool = True,
     init_backbone: dict | None = None,
     freeze_backbone: bool = False,
+    init_head: dict | None = None,
     checkpoint_every_s: float = 0.0,
     report_every_s: float = 0.0,
     on_epoch: Callable[[list[dict]], None] | None = None,
@@ -554,7 +563,8 @@ def fit(
     every global batch (``distributed=False`` trains alone, e.g. a shared teacher stage).
     ``teacher`` is the trained model a distillation method (DiVE) needs. ``init_backbone``
     (a backbone state dict) starts from a trained or pre-trained backbone with a fresh
-    classifier (SSP, cRT); ``freeze_backbone`` trains the classifier only (cRT). Test logits
+    classifier (SSP, cRT); ``freeze_backbone`` trains the classifier only (cRT); ``init_head``
+    loads a trained linear classifier into an LWS head, frozen, so only its scales train. Test logits
     are computed once, after training, with the best weights.
     """
     m = get_method(method) if isinstance(method, str) else method
@@ -564,7 +574,7 @@ def fit(
     rank, world = _rank_world() if distributed else (0, 1)
     device = torch.device(device)
     torch.manual_seed(seed)
-    start = ModelStart(model, init_backbone, freeze_backbone, teacher, resume_from)
+    start = ModelStart(model, init_backbone, freeze_backbone, teacher, resume_from, init_head)
     run, state = build_run(data, m, hp, recipe, start, device, rank, world)
     resumed_at = state.epoch
     clock = ReportClock(report_every_s, checkpoint_every_s, recipe.epochs, device, world)

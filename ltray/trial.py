@@ -68,15 +68,17 @@ def _device(spec: TrialSpec, local_rank: int) -> str:
     return "cpu"
 
 
-def _shared_stages(spec: TrialSpec, data, device: str) -> dict:
+def stage_inputs(spec: TrialSpec, data, device: str) -> dict:
     """fit's keyword arguments from the trial's shared stages, plus the stage's key."""
     m, meta = get_method(spec.meta.method), spec.meta
-    out = {"teacher": None, "init_backbone": None, "freeze_backbone": False, "stage": ""}
+    out = {"teacher": None, "init_backbone": None, "freeze_backbone": False, "init_head": None, "stage": ""}
     if m.teacher:
         out["teacher"], out["stage"] = get_trained(spec.stages, data, m.teacher, meta.seed, device, meta.trial_id)
     if m.backbone_from:
         base, out["stage"] = get_trained(spec.stages, data, m.backbone_from, meta.seed, device, meta.trial_id)
         out["init_backbone"], out["freeze_backbone"] = backbone_state(base), True
+        if m.keep_head:
+            out["init_head"] = {k: v.detach().cpu().clone() for k, v in base.head.state_dict().items()}
     elif spec.stages.pretrain:
         out["init_backbone"] = get_pretrained(spec.stages, data, meta.seed, device, meta.trial_id)
     return out
@@ -99,7 +101,7 @@ def train_trial(spec: TrialSpec, api, rank: int, local_rank: int) -> None:
         ck = api.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
         api.report({**metrics, "trial_epoch": metrics["epoch"] + 1}, checkpoint=ck)
 
-    stages = _shared_stages(spec, data, device)
+    stages = stage_inputs(spec, data, device)
     stage = stages.pop("stage")
     t0, resume = time.time(), _resume_folder(api)
     try:

@@ -83,3 +83,30 @@ def test_rotation_pretraining_is_one_stage_that_every_trial_starts_from(tmp_path
     net.backbone.load_state_dict(a)
     assert any(not torch.equal(fresh[k], a[k]) for k in a if a[k].is_floating_point())  # it learned something
     assert get_pretrained(_plan(tmp_path), data, 0, "cpu", "t") is None  # no pre-training asked
+
+
+def test_lws_keeps_the_ce_classifier_frozen_and_learns_only_per_class_scales(tmp_path):
+    """LWS's logits are f_c (w_c . x + b_c) with w, b and the backbone exactly the CE stage's."""
+    from ltray.methods import get_method
+    from ltray.trial import TrialSpec, stage_inputs
+
+    exp = dataclasses.replace(EXP, methods=("lws",))
+    data = load_data(exp.data)
+    spec = TrialSpec.build(exp, str(tmp_path), "t", "lws", {"epochs": 2}, 0)
+    start = stage_inputs(spec, data, "cpu")
+    base, _ = get_trained(_plan(tmp_path, exp), data, "ce", 0, "cpu", "t")
+    start.pop("stage")
+    res = fit(data, get_method("lws"), {"epochs": 2}, recipe=exp.train, **start)
+    state = res.state_dict
+    assert torch.equal(state["head.linear.weight"], base.head.weight.detach())
+    assert torch.equal(state["head.linear.bias"], base.head.bias.detach())
+    assert all(torch.equal(state[f"backbone.{k}"], v) for k, v in base.backbone.state_dict().items())
+    assert not torch.equal(state["head.scale"], torch.ones(10))  # the scales learned
+    x = torch.randn(3, 1, 8, 8)
+    from ltray.models import build_model
+
+    net = build_model("cnn-small", 10, 1, head="lws")
+    net.load_state_dict(state)
+    net.eval()
+    want = (base.features(x) @ base.head.weight.T + base.head.bias) * state["head.scale"]
+    assert torch.allclose(net(x), want, atol=1e-5)

@@ -41,6 +41,9 @@ class Method:
     """Method of a teacher trained once per study and shared by every trial (DiVE: balanced_softmax)."""
     backbone_from: str = ""
     """Method whose trained backbone is frozen and reused, only the classifier is trained (cRT: ce)."""
+    keep_head: bool = False
+    """With backbone_from: also reuse that model's linear classifier, frozen, under this method's
+    head (LWS: only per-class scales train)."""
     mixup: Callable[[dict], float] = lambda hp: 0.0
     """mixup alpha this method trains with (0 = none)."""
     recipe: Callable[[Any, dict], Any] = lambda recipe, hp: recipe
@@ -95,4 +98,4 @@ def prior_of(counts: torch.Tensor) -> torch.Tensor:
 
 # Importing the method files registers them.
 from ltray.methods import (balanced_softmax, bsce_cbs, cb_ce, cb_focal, ce, crt, dive, drs, equalization, focal, lade,  # noqa: E402,F401,I001
-                           ldam_drw, logit_adjusted, mixup, reweight)
+                           ldam_drw, logit_adjusted, lws, mixup, reweight)

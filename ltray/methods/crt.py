@@ -7,7 +7,7 @@ from ltray.core.losses import cross_entropy
 from ltray.methods import Method, register
 
 
-def _recipe(recipe, hp):
+def classifier_stage(recipe, hp):
     # a short classifier stage: no warm-up, cosine decay, one image per class on average per draw
     return dataclasses.replace(recipe, epochs=int(hp["epochs"]), warmup_epochs=0, schedule="cosine",
                                sampler="balanced", mixup_alpha=0.0)
@@ -20,5 +20,5 @@ METHOD = register(Method(
     defaults={"epochs": 10},
     space=lambda trial: {"epochs": trial.suggest_int("epochs", 5, 30)},
     backbone_from="ce",
-    recipe=_recipe,
+    recipe=classifier_stage,
 ))

@@ -1,0 +1,27 @@
+"""LWS, learnable weight scaling (Kang et al. ICLR 2020, decoupling): keep a CE model trained
+once per study, backbone and linear classifier frozen, and learn only one scale per class with
+class-balanced sampling; the same short classifier stage as cRT."""
+
+from ltray.core.losses import cross_entropy
+from ltray.methods import Method, register
+from ltray.methods.crt import classifier_stage
+
+
+def _loss(counts, epochs, hp, teacher=None):
+    def loss(out, y, epoch, x):
+        return cross_entropy(out, y)
+
+    return loss
+
+
+METHOD = register(Method(
+    name="lws",
+    summary="LWS: frozen CE model, per-class classifier scales learned with class-balanced sampling",
+    make_loss=_loss,
+    defaults={"epochs": 10},
+    space=lambda trial: {"epochs": trial.suggest_int("epochs", 5, 30)},
+    head="lws",
+    backbone_from="ce",
+    keep_head=True,
+    recipe=classifier_stage,
+))
