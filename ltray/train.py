@@ -20,6 +20,7 @@ from typing import Callable, ClassVar, Iterable, Iterator, NamedTuple
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 
 from ltray.core.metrics import VAL_METRICS, per_class_accuracy, shot_accuracy
 from ltray.data import DataBundle, DataConfig, ImageList, augment_batch, load_data, to_float
@@ -309,6 +310,8 @@ class Run:
     """Multiplier from model outputs to logits (LDAM's cosine scale s)."""
     mix_alpha: float = 0.0
     """mixup: lambda ~ Beta(alpha, alpha) per step (0 = off)."""
+    mix_weights: Callable | None = None
+    """Remix-style re-labelling of mixed images: (lambda, y, partner y) -> per-sample label weight (B,)."""
     freeze_backbone: bool = False
     """Keep the backbone in eval mode while training (cRT: frozen BatchNorm statistics too)."""
     balanced: bool = False
@@ -367,6 +370,7 @@ def build_run(data: DataBundle, method: Method, hp: dict, recipe: Recipe, start:
               device=device, x_train=data.train.x.to(device) if data.in_memory else None,
               y_train=data.train.y.to(device), rank=rank, world=world, scale=method.logit_scale(hp),
               mix_alpha=max(recipe.mixup_alpha, method.mixup(hp)), freeze_backbone=start.freeze_backbone,
+              mix_weights=method.mix_weights(hp, counts_t) if method.mix_weights else None,
               balanced=logits_are_balanced(method, recipe))
     return run, state
 
@@ -422,6 +426,10 @@ def _loss_step(run: Run, xb: torch.Tensor, yb: torch.Tensor, epoch: int, gen: np
         perm = torch.randperm(yb.numel(), generator=tgen).to(run.device)
         xb = lam * xb + (1 - lam) * xb[perm]
         out = run.train_net(xb).float()
+        if run.mix_weights is not None:  # each mixed image's label weight from the pair's class counts (Remix)
+            w = run.mix_weights(lam, yb, yb[perm])
+            return (w * F.cross_entropy(out, yb, reduction="none")
+                    + (1 - w) * F.cross_entropy(out, yb[perm], reduction="none")).mean()
         return lam * run.loss_fn(out, yb, epoch, xb) + (1 - lam) * run.loss_fn(out, yb[perm], epoch, xb)
     return run.loss_fn(run.train_net(xb).float(), yb, epoch, xb)
 

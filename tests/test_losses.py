@@ -185,3 +185,16 @@ def test_class_balanced_weights_and_weighted_ce(batch):
     # beta -> 0: every class has effective number 1, equal weights; beta -> 1: inverse frequency
     assert torch.allclose(L.drw_weights(counts, 1e-12), torch.ones(5, dtype=torch.float64))
     assert torch.allclose(L.drw_weights(counts, 1 - 1e-9), inv, rtol=1e-4)
+
+
+def test_remix_label_weights_by_the_papers_rule():
+    from ltray.methods.remix import remix_weights
+
+    counts = torch.tensor([300.0, 100.0, 10.0])
+    w = remix_weights({"kappa": 3.0, "tau": 0.5}, counts)
+    y, partner = torch.tensor([0, 2, 1, 0, 1]), torch.tensor([2, 0, 0, 1, 1])
+    # ratios n_y / n_partner: 30, 1/30, 1/3, 3, 1
+    assert w(0.3, y, partner).tolist() == pytest.approx([0.0, 0.3, 0.3, 0.0, 0.3])  # lambda < tau: head gives way
+    assert w(0.8, y, partner).tolist() == pytest.approx([0.8, 1.0, 1.0, 0.8, 0.8])  # 1 - lambda < tau: tail keeps it
+    # kappa beyond every ratio: plain mixup
+    assert remix_weights({"kappa": 100.0, "tau": 0.5}, counts)(0.3, y, partner).tolist() == pytest.approx([0.3] * 5)

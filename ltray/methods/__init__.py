@@ -46,6 +46,9 @@ class Method:
     head (LWS: only per-class scales train)."""
     mixup: Callable[[dict], float] = lambda hp: 0.0
     """mixup alpha this method trains with (0 = none)."""
+    mix_weights: Callable[[dict, torch.Tensor], Callable] | None = None
+    """With mixup: (hyperparameters, train counts (C,)) -> (lambda, labels (B,), partner labels (B,))
+    -> per-sample weight (B,) of the first label in a mixed image's CE (Remix); None: lambda."""
     recipe: Callable[[Any, dict], Any] = lambda recipe, hp: recipe
     """Adjusts the study's recipe for this method (cRT: a short, class-balanced classifier stage)."""
     extra_tables: Callable[[dict, Any, Any], dict] = lambda hp, teacher_logits, counts: {}
@@ -98,4 +101,4 @@ def prior_of(counts: torch.Tensor) -> torch.Tensor:
 
 # Importing the method files registers them.
 from ltray.methods import (balanced_softmax, bsce_cbs, cb_ce, cb_focal, ce, crt, dive, drs, equalization, focal, lade,  # noqa: E402,F401,I001
-                           ldam_drw, logit_adjusted, lws, mixup, reweight)
+                           ldam_drw, logit_adjusted, lws, mixup, remix, reweight)
