@@ -279,7 +279,7 @@ class ModelStart:
     resume_from: str | None = None
     """Checkpoint folder or file to go on from: weights, optimiser, history, best epoch."""
     init_head: dict | None = None
-    """A trained linear classifier's state, loaded into the head's frozen ``linear`` (LWS)."""
+    """A trained linear classifier's state: the head starts from it (an LWS head keeps it frozen)."""
 
 
 @dataclass
@@ -312,6 +312,8 @@ class Run:
     """mixup: lambda ~ Beta(alpha, alpha) per step (0 = off)."""
     mix_weights: Callable | None = None
     """Remix-style re-labelling of mixed images: (lambda, y, partner y) -> per-sample label weight (B,)."""
+    after_step: Callable[[], None] | None = None
+    """Called after every optimiser step (weight balancing's MaxNorm projection)."""
     freeze_backbone: bool = False
     """Keep the backbone in eval mode while training (cRT: frozen BatchNorm statistics too)."""
     balanced: bool = False
@@ -328,11 +330,12 @@ def _setup_model(data: DataBundle, head: str, start: ModelStart, device: torch.d
         for p in net.backbone.parameters():
             p.requires_grad_(False)
     if start.init_head is not None:
-        if not hasattr(net.head, "linear"):
-            raise LtrayError(f"init_head needs a head with a linear part (lws), not {type(net.head).__name__}")
-        net.head.linear.load_state_dict(start.init_head)
-        for p in net.head.linear.parameters():
-            p.requires_grad_(False)
+        if hasattr(net.head, "linear"):  # LWS: the trained classifier stays fixed under the scales
+            net.head.linear.load_state_dict(start.init_head)
+            for p in net.head.linear.parameters():
+                p.requires_grad_(False)
+        else:  # a linear head starts from the trained classifier and trains on (weight balancing)
+            net.head.load_state_dict(start.init_head)
     return net
 
 
@@ -371,6 +374,7 @@ def build_run(data: DataBundle, method: Method, hp: dict, recipe: Recipe, start:
               y_train=data.train.y.to(device), rank=rank, world=world, scale=method.logit_scale(hp),
               mix_alpha=max(recipe.mixup_alpha, method.mixup(hp)), freeze_backbone=start.freeze_backbone,
               mix_weights=method.mix_weights(hp, counts_t) if method.mix_weights else None,
+              after_step=(lambda: method.after_step(net, hp)) if method.after_step else None,
               balanced=logits_are_balanced(method, recipe))
     return run, state
 
@@ -452,6 +456,8 @@ def train_epoch(run: Run, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], 
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         run.opt.step()
+        if run.after_step is not None:
+            run.after_step()
         seen += yb.numel()
         loss_sum_t += loss.detach().float() * yb.numel()
     loss_sum = float(loss_sum_t)  # the epoch's one sync; a NaN step makes the sum NaN

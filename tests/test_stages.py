@@ -110,3 +110,29 @@ def test_lws_keeps_the_ce_classifier_frozen_and_learns_only_per_class_scales(tmp
     net.eval()
     want = (base.features(x) @ base.head.weight.T + base.head.bias) * state["head.scale"]
     assert torch.allclose(net(x), want, atol=1e-5)
+
+
+def test_weight_balancing_projects_classifier_rows_after_every_step(tmp_path):
+    """Stage 1 trains CE with weight decay 5e-3 once; stage 2 starts from its classifier and, with
+    MaxNorm applied per iteration, ends with every class weight row inside the 0.1 ball."""
+    from ltray.methods import get_method
+    from ltray.methods.weight_balancing import max_norm
+    from ltray.trial import TrialSpec, stage_inputs
+
+    exp = dataclasses.replace(EXP, methods=("wb",))
+    assert StagePlan.build(exp, str(tmp_path), exp.data).recipes["ce_wd"].weight_decay == 5e-3
+    data = load_data(exp.data)
+    start = stage_inputs(TrialSpec.build(exp, str(tmp_path), "t", "wb", {"epochs": 2}, 0), data, "cpu")
+    start.pop("stage")
+    base, _ = get_trained(_plan(tmp_path, exp), data, "ce_wd", 0, "cpu", "t")
+    assert torch.equal(start["init_head"]["weight"], base.head.weight.detach())
+    res = fit(data, get_method("wb"), {"epochs": 2}, recipe=exp.train, **start)
+    norms = res.state_dict["head.weight"].norm(dim=1)
+    assert (norms <= 0.1 + 1e-6).all() and norms.max() > 0.09  # projected, and the projection was active
+    w = torch.randn(4, 3) * torch.tensor([[0.01], [1.0], [3.0], [0.05]])
+    net = torch.nn.Module()
+    net.head = torch.nn.Linear(3, 4)
+    net.head.weight.data = w.clone()
+    max_norm(net, {"max_norm": 0.1})
+    want = torch.stack([r if r.norm() <= 0.1 else r / r.norm() * 0.1 for r in w])
+    assert torch.allclose(net.head.weight, want, atol=1e-6)

@@ -42,8 +42,10 @@ class Method:
     backbone_from: str = ""
     """Method whose trained backbone is frozen and reused, only the classifier is trained (cRT: ce)."""
     keep_head: bool = False
-    """With backbone_from: also reuse that model's linear classifier, frozen, under this method's
-    head (LWS: only per-class scales train)."""
+    """With backbone_from: also start from that model's linear classifier (weight balancing trains
+    it on; an LWS head keeps it frozen under its per-class scales)."""
+    after_step: Callable[[Any, dict], None] | None = None
+    """(model, hyperparameters) -> None, applied after every optimiser step (weight balancing's MaxNorm)."""
     mixup: Callable[[dict], float] = lambda hp: 0.0
     """mixup alpha this method trains with (0 = none)."""
     mix_weights: Callable[[dict, torch.Tensor], Callable] | None = None
@@ -101,4 +103,4 @@ def prior_of(counts: torch.Tensor) -> torch.Tensor:
 
 # Importing the method files registers them.
 from ltray.methods import (balanced_softmax, bsce_cbs, cb_ce, cb_focal, ce, crt, dive, drs, equalization, focal, lade,  # noqa: E402,F401,I001
-                           ldam_drw, logit_adjusted, lws, mixup, remix, reweight)
+                           ldam_drw, logit_adjusted, lws, mixup, remix, reweight, weight_balancing)
