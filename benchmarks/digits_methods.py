@@ -19,7 +19,8 @@ from ltray.trial import LocalApi, TrialSpec, train_trial
 
 RECIPE = Recipe(epochs=30, batch_size=128, lr=0.1, warmup_epochs=5, weight_decay=5e-4)
 ROWS = ["ce", "ce+posthoc", "ce+taunorm", "logit_adjusted", "balanced_softmax", "lade", "ldam_drw", "equalization",
-        "mixup", "crt", "dive", "ce+ssp", "balanced_softmax+ssp"]
+        "mixup", "crt", "dive", "ce+ssp", "balanced_softmax+ssp", "focal", "cb_ce", "cb_focal", "reweight", "drs",
+        "bsce_cbs", "lws", "ce_wd", "wb", "remix"]
 EXP = Experiment(name="bench", data=DataConfig(name="digits-lt", rho=100), train=RECIPE)
 
 
@@ -38,11 +39,12 @@ def run(name: str, seed: int, study: str) -> dict:
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--rows", nargs="+", default=ROWS, choices=ROWS, metavar="ROW", help="rows to run (default: all)")
     a = p.parse_args()
     t0 = time.time()
     with tempfile.TemporaryDirectory() as study:
         print(f"{'method':<22} {'test balanced acc (%)':>24}")
-        for name in ROWS:
+        for name in a.rows:
             vals = [run(name, s, study) for s in range(a.seeds)]
             s = mean_ci(vals)
             print(f"{name:<22} {s['mean'] * 100:10.2f} +- {s['ci95'] * 100:5.2f}  (seeds: "

@@ -14,7 +14,7 @@ import dash
 from dash import Input, Output, State, dash_table, dcc, html
 
 from dashboard import figures as F
-from dashboard.studies import StudyRefused, list_studies, load, optuna_storage, resolve, signature
+from dashboard.studies import PAIRED_TABLES, StudyRefused, list_studies, load, optuna_storage, resolve, signature
 
 REFRESH_MS = 5000
 
@@ -120,7 +120,7 @@ def create_app(results: str | Path) -> dash.Dash:
 
     @functools.lru_cache(maxsize=8)
     def _paired(path: str, sig: tuple):  # recomputed only when one of the study's files changed
-        tables, _ = load(Path(path))
+        tables, _ = load(Path(path), PAIRED_TABLES)
         return F.paired_rows(tables), F.gap_bars(tables)
 
     def chosen_graph(graph: str, picker: str, draw, multi: bool) -> None:

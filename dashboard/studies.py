@@ -10,7 +10,9 @@ from pathlib import Path
 
 from ltray import results as R
 
-TABLES = ("trials", "epochs", "per_class", "shifts", "tau_curve", "virtual", "stages", "logits")
+TABLES = ("trials", "epochs", "per_class", "shifts", "tau_curve", "virtual", "stages")
+# the paired comparison needs every trial's test logits: read only for it (the largest table)
+PAIRED_TABLES = ("trials", "epochs", "per_class", "logits")
 
 
 class StudyRefused(ValueError):
@@ -41,7 +43,7 @@ def resolve(root: Path, name: str | None) -> Path:
 
 def signature(path: Path) -> tuple:
     sig = []
-    for t in TABLES + ("optuna.db",):
+    for t in TABLES + ("logits", "optuna.db"):
         p = path / t
         try:
             if p.is_dir():
@@ -55,21 +57,25 @@ def signature(path: Path) -> tuple:
 
 _cache: dict[str, tuple[tuple, dict, list[str]]] = {}
 _lock = threading.Lock()
+_read_lock = threading.Lock()
 
 
-def load(path: Path) -> tuple[dict, list[str]]:
+def load(path: Path, names: tuple[str, ...] = TABLES) -> tuple[dict, list[str]]:
     """(tables, warnings) of a study; re-read only when one of its files changed."""
     sig = signature(path)
+    key = f"{path}|{','.join(names)}"
     with _lock:
-        hit = _cache.get(str(path))
+        hit = _cache.get(key)
         if hit and hit[0] == sig:
             return hit[1], hit[2]
-    with warnings.catch_warnings(record=True) as caught:
+    # catch_warnings swaps process-wide state: two callbacks reading at once (Dash runs them in
+    # threads) would take each other's warnings, so reads are serialised
+    with _read_lock, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        tables = R.load_study(str(path), TABLES)
+        tables = R.load_study(str(path), names)
     notes = [str(w.message) for w in caught if "results file" in str(w.message)]
     with _lock:
-        _cache[str(path)] = (sig, tables, notes)
+        _cache[key] = (sig, tables, notes)
     return tables, notes
 
 

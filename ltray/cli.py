@@ -140,5 +140,8 @@ def print_summary(study_dir: str) -> None:
     best = best_configurations(t)
     if "ce" in best and max(len(rows) for rows in best.values()) > 1:  # seeds to compare: the paired table
         tables = R.load_study(study_dir, ("trials", "logits", "per_class", "epochs"))
-        print("\n" + "\n".join(paired_lines(tables, "ce") + [""] + gap_lines(tables, "ce")))
+        try:
+            print("\n" + "\n".join(paired_lines(tables, "ce") + [""] + gap_lines(tables, "ce")))
+        except LtrayError as e:  # e.g. a trial's logits unreadable: the study itself is fine
+            print(f"\n(no paired comparison: {e})")
     print(f"\nLook at them: python -m dashboard --results {os.path.dirname(study_dir) or '.'}")

@@ -21,7 +21,7 @@ from ltray.errors import LtrayError
 from ltray.methods import get_method, method_names
 from ltray.models import MODELS
 from ltray.space import declared_ranges
-from ltray.train import Recipe
+from ltray.train import ORACLE_TAU_MAX, Recipe
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,8 @@ class SearchConfig:
             raise LtrayError("two objectives need search.sampler nsga2 (or auto)")
         if self.asha and len(self.objectives) == 2:
             raise LtrayError("ASHA stops on one metric; use one objective with search.asha=true")
-        if self.asha and not 1 <= self.grace_epochs <= epochs:
-            raise LtrayError(f"search.grace_epochs must be in [1, train.epochs={epochs}], got {self.grace_epochs}")
+        if self.asha and not 1 <= self.grace_epochs < epochs:
+            raise LtrayError(f"search.grace_epochs must be in [1, train.epochs={epochs}), got {self.grace_epochs}")
         if not self.duplicate_wait_s > 0:
             raise LtrayError(f"search.duplicate_wait_s must be > 0, got {self.duplicate_wait_s}")
         if self.search_defaults_first and self.num_samples < n_methods:
@@ -329,6 +329,11 @@ def validate(exp: Experiment, cluster: dict | None = None, local_data: bool = Tr
         raise LtrayError(f"pretrain=rotation needs square in-memory images, not {exp.data.name}")
     if exp.repeats < 1:
         raise LtrayError(f"repeats must be >= 1, got {exp.repeats}")
+    if exp.repeats > 1 and len(exp.search.objectives) == 2:  # Tune's Repeater averages one metric only
+        raise LtrayError("repeats > 1 needs one objective (Tune's Repeater averages a single metric)")
+    if exp.train.track_test and exp.posthoc.tau_max != ORACLE_TAU_MAX:
+        raise LtrayError(f"train.track_test's per-epoch test oracle searches tau in [0, {ORACLE_TAU_MAX:g}]; set "
+                         f"posthoc.tau_max={ORACLE_TAU_MAX:g} so that the protocol gap compares like with like")
     if not exp.posthoc.tau_max > 0:
         raise LtrayError(f"posthoc.tau_max must be > 0, got {exp.posthoc.tau_max}")
     if dataset.points != (exp.model.name == "linear"):

@@ -45,7 +45,8 @@ def disk_full(e: BaseException | None) -> bool:
     return False
 
 
-def mark_ended(study_dir: str, trial_id: str, how: str, error: str = "", result: dict | None = None) -> None:
+def mark_ended(study_dir: str, trial_id: str, how: str, error: str = "", result: dict | None = None,
+               config: dict | None = None) -> None:
     """Record how Tune ended a trial ("complete": finished or stopped by the scheduler; "error"),
     with its last result: a trial without a row is then labelled by what happened, and a
     duplicate waiting for it stops waiting."""
@@ -54,7 +55,7 @@ def mark_ended(study_dir: str, trial_id: str, how: str, error: str = "", result:
     try:
         os.makedirs(folder, exist_ok=True)
         with open(tmp, "w") as f:
-            json.dump({"how": how, "error": error, "result": result or {}}, f, default=float)
+            json.dump({"how": how, "error": error, "result": result or {}, "config": config or {}}, f, default=float)
         os.replace(tmp, os.path.join(folder, trial_id))
     except OSError as e:  # a full results disk: the study stops with its own error; the row is unlabelled
         warnings.warn(f"could not record how trial {trial_id} ended in {folder}: {e}", stacklevel=2)
@@ -197,6 +198,7 @@ def release_stale_claims(study_dir: str) -> None:
     for name in os.listdir(folder):
         path = os.path.join(folder, name)
         owner = read_claim(path).get("trial_id", "") if os.path.isfile(path) else None
-        if owner is not None and owner not in finished:
+        # an interrupted owner has a row but no result: whoever picks the configuration next trains it
+        if owner is not None and finished.get(owner, "interrupted") == "interrupted":
             os.makedirs(os.path.join(folder, "stale"), exist_ok=True)  # kept: its trial may need a row
             os.replace(path, os.path.join(folder, "stale", owner or name))

@@ -13,11 +13,12 @@ import json
 import sys
 
 import numpy as np
+import pyarrow as pa
 
 from ltray import results as R
 from ltray.core.metrics import FEW_SHOT, MANY_SHOT
 from ltray.errors import LtrayError
-from ltray.stats import mean_ci, pair_counts, paired_difference
+from ltray.stats import mean_ci, paired_difference
 
 
 def configurations(trials) -> dict[tuple, list[dict]]:
@@ -31,10 +32,17 @@ def configurations(trials) -> dict[tuple, list[dict]]:
     return groups
 
 
-def best_configurations(trials, objective: str = "val_bal_acc") -> dict[str, list[dict]]:
-    """Per method, the seeds of its configuration with the best mean validation objective."""
+def best_configurations(trials, objective: str | None = None) -> dict[str, list[dict]]:
+    """Per method, the seeds of its configuration with the best mean validation objective: the
+    study's own (its first search objective, which every row records; ``val_bal_acc`` for rows
+    from before it was recorded), which is what the searcher averaged over repeats. The one
+    selection the CLI summary, ``ltray.report`` and the dashboard use."""
     best: dict[str, tuple[float, list[dict]]] = {}
-    for (method, _), rows in configurations(trials).items():
+    groups = configurations(trials)
+    if objective is None:
+        recorded = {r.get("objective") for rows in groups.values() for r in rows} - {None, ""}
+        objective = recorded.pop() if len(recorded) == 1 else "val_bal_acc"
+    for (method, _), rows in groups.items():
         score = float(np.mean([r[objective] for r in rows]))
         if method not in best or score > best[method][0]:
             best[method] = (score, rows)
@@ -105,40 +113,55 @@ def _column(variant: str, group: str) -> str:
     return f"test_{group}" + ("_posthoc" if variant == "posthoc" else "")
 
 
-def _test_correct(tables, trial: dict, variant: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(labels, correct, train counts) of a trial's test images from its stored logits; the
-    post-hoc variant applies its tau* (0 for balanced logits) to the prior it was chosen for."""
-    tid = trial["trial_id"]
-    rows = [r for r in tables["logits"].to_pylist() if r["trial_id"] == tid and r["split"] == "test"]
-    counts = np.array([r["train_count"] for r in sorted(tables["per_class"].to_pylist(), key=lambda r: r["class_id"])
-                       if r["trial_id"] == tid and r["split"] == "test"], dtype=np.float64)
-    if not rows or counts.size == 0:
-        raise LtrayError(f"trial {tid} has no stored test logits; the paired comparison needs them")
-    rows.sort(key=lambda r: r["index"])
-    y = np.array([r["label"] for r in rows])
-    f = np.array([r["logits"] for r in rows], dtype=np.float64)
-    if variant == "posthoc" and trial["tau_star"]:  # tau* = 0: balanced logits, nothing to divide out
+def _test_logits(tables, trial_ids) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """trial_id -> (labels (N,), test logits (N, C), train counts (C,)), read from the stored tables
+    once (filtered in Arrow, then one conversion), not once per trial."""
+    import pyarrow.compute as pc
+
+    ids = pa.array(sorted(trial_ids))
+    lg = tables["logits"]
+    lg = lg.filter(pc.and_(pc.equal(lg["split"], "test"), pc.is_in(lg["trial_id"], ids)))
+    pcl = tables["per_class"]
+    pcl = pcl.filter(pc.and_(pc.equal(pcl["split"], "test"), pc.is_in(pcl["trial_id"], ids)))
+    out = {}
+    tid_col, index, label = (lg[c].to_numpy(zero_copy_only=False) for c in ("trial_id", "index", "label"))
+    flat = pc.list_flatten(lg["logits"]).to_numpy(zero_copy_only=False)
+    width = flat.size // max(lg.num_rows, 1)
+    logits = flat.reshape(lg.num_rows, width) if lg.num_rows else flat.reshape(0, 0)
+    c_tid, c_cls, c_cnt = (pcl[c].to_numpy(zero_copy_only=False) for c in ("trial_id", "class_id", "train_count"))
+    for tid in trial_ids:
+        rows, cls = np.flatnonzero(tid_col == tid), np.flatnonzero(c_tid == tid)
+        if rows.size == 0 or cls.size == 0:
+            raise LtrayError(f"trial {tid} has no stored test logits; the paired comparison needs them")
+        rows = rows[np.argsort(index[rows])]
+        counts = np.zeros(int(c_cls[cls].max()) + 1)
+        counts[c_cls[cls]] = c_cnt[cls]
+        out[tid] = (label[rows].astype(np.int64), logits[rows].astype(np.float64), counts)
+    return out
+
+
+def _correct(stored: tuple, trial: dict, variant: str) -> np.ndarray:
+    """Per test image, right or wrong; the post-hoc variant applies the trial's tau* (0 for
+    balanced logits) to the training prior, as its row's post-hoc figures do."""
+    y, f, counts = stored
+    if variant == "posthoc" and trial["tau_star"]:
         f = f - trial["tau_star"] * np.log(counts / counts.sum())
-    return y, f.argmax(1) == y, counts
+    return f.argmax(1) == y
 
 
-def paired_table(tables, baseline: str = "ce", replicates: int = 4000) -> list[dict]:
+def paired_table(tables, baseline: str = "ce", replicates: int = 4000, objective: str = "val_bal_acc") -> list[dict]:
     """Per compared row: test accuracy per group (mean +- 95% t-interval over seeds) and its paired
     difference from ``baseline`` (seed k against seed k: same subset and initial weights),
     with a bootstrap over seeds and test images (``ltray.stats.paired_difference``)."""
-    best = best_configurations(tables["trials"])
+    from ltray.datasets import get_dataset
+
+    best = best_configurations(tables["trials"], objective)
     if baseline not in best:
         raise LtrayError(f"no completed {baseline!r} trials to compare against; name another with --baseline "
                          f"(methods here: {', '.join(best) or 'none'})")
     base = {r["repeat"]: r for r in best[baseline]}
-    cache: dict[tuple, tuple] = {}
-
-    def correct(trial, variant):
-        key = (trial["trial_id"], variant)
-        if key not in cache:
-            cache[key] = _test_correct(tables, trial, variant)
-        return cache[key]
-
+    stored = _test_logits(tables, {r["trial_id"] for rows in best.values() for r in rows})
+    shared = get_dataset(best[baseline][0]["dataset"]).fixed_test
     out = []
     for label, method, variant in _variants(best, baseline):
         runs = {r["repeat"]: r for r in best[method]}
@@ -146,21 +169,20 @@ def paired_table(tables, baseline: str = "ce", replicates: int = 4000) -> list[d
         row = {"row": label, "method": method, "variant": variant, "seeds": len(seeds),
                **{g: mean_ci([runs[k][_column(variant, g)] for k in seeds]) for g in GROUPS}}
         if (method, variant) != (baseline, "raw") and seeds:
-            counts = []
-            for k in seeds:
-                y, right, n = correct(runs[k], variant)
-                _, base_right, _ = correct(base[k], "raw")
-                counts.append(pair_counts(right, base_right, y, n.size))
-            row["vs_baseline"] = paired_difference(np.stack(counts), group_masks(n), replicates)
+            a = np.stack([_correct(stored[runs[k]["trial_id"]], runs[k], variant) for k in seeds])
+            b = np.stack([_correct(stored[base[k]["trial_id"]], base[k], "raw") for k in seeds])
+            y = np.stack([stored[runs[k]["trial_id"]][0] for k in seeds])
+            counts = stored[base[seeds[0]]["trial_id"]][2]
+            row["vs_baseline"] = paired_difference(a, b, y, counts.size, group_masks(counts), shared, replicates)
         out.append(row)
     return out
 
 
-def gap_table(tables, baseline: str = "ce") -> list[dict]:
+def gap_table(tables, baseline: str = "ce", objective: str = "val_bal_acc") -> list[dict]:
     """The protocol gap per compared row and group: the test accuracy a study would publish if it
     chose the epoch (and, with post-hoc LA, tau) on test, minus ltray's validation-chosen figure;
     mean +- 95% CI over seeds. Needs ``train.track_test`` (the epochs' test columns)."""
-    best = best_configurations(tables["trials"])
+    best = best_configurations(tables["trials"], objective)
     epochs: dict[str, list[dict]] = {}
     for e in tables["epochs"].to_pylist():
         epochs.setdefault(e["trial_id"], []).append(e)

@@ -41,6 +41,8 @@ class TrialMeta:
     num_workers: int
     subset_hash: str = ""
     """Hash of the chosen training/validation/test indices (known once the data is loaded)."""
+    objective: str = "val_bal_acc"
+    """The validation metric the study selects on (its first search objective)."""
 
 
 @dataclass
@@ -96,6 +98,8 @@ class TrialRecord:
     finished_at: str = ""
     versions: str = ""
     code_version: str = ""
+    objective: str = "val_bal_acc"
+    """The validation metric the study selects on: the searcher's, and every view's selection."""
 
     @classmethod
     def of(cls, meta: TrialMeta, **values) -> TrialRecord:

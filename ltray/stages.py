@@ -19,7 +19,7 @@ import torch
 
 from ltray import results as R
 from ltray.data import DataBundle, DataConfig
-from ltray.experiment import Experiment, effective_recipe
+from ltray.experiment import Experiment, method_recipe
 from ltray.methods import get_method, method_names
 from ltray.models import build_model
 from ltray.train import Recipe, fit, load_checkpoint, save_checkpoint
@@ -42,13 +42,14 @@ class StagePlan:
     pretrain_recipe: Recipe
     """The recipe of the rotation pre-training (the study's recipe)."""
     recipes: dict[str, Recipe]
-    """The effective recipe of every method a stage may train (recipe_overrides included)."""
+    """The recipe of every method a stage may train, recipe_overrides included; fit applies the
+    method's own changes (its effective recipe is part of the stage's key)."""
 
     @classmethod
     def build(cls, exp: Experiment, study_dir: str, data: DataConfig) -> StagePlan:
         return cls(study=exp.name, study_dir=study_dir, data=data, model=exp.model.name, pretrain=exp.pretrain,
                    pretrain_recipe=exp.train,
-                   recipes={m: effective_recipe(exp, m) for m in method_names()})
+                   recipes={m: method_recipe(exp, m) for m in method_names()})
 
 
 def stage_key(kind: str, method: str, plan: StagePlan, recipe: Recipe, subset_hash: str, seed: int) -> str:
@@ -100,7 +101,7 @@ def get_trained(plan: StagePlan, data: DataBundle, method: str, seed: int, devic
     ``recipe_overrides`` included), which is part of the stage's key."""
     m = get_method(method)
     recipe = plan.recipes[method]
-    key = stage_key("model", method, plan, recipe, data.subset_hash, seed)
+    key = stage_key("model", method, plan, m.recipe(recipe, m.hp()), data.subset_hash, seed)
 
     def train():
         init = get_pretrained(plan, data, seed, device, trial_id)

@@ -44,26 +44,38 @@ def pair_counts(correct_a: np.ndarray, correct_b: np.ndarray, labels: np.ndarray
     return out
 
 
-def paired_difference(counts: np.ndarray, groups: dict[str, np.ndarray], replicates: int = 4000,
-                      seed: int = 0) -> dict[str, dict]:
+def paired_difference(correct_a, correct_b, labels, num_classes: int, groups: dict[str, np.ndarray],
+                      shared_images: bool, replicates: int = 4000, seed: int = 0) -> dict[str, dict]:
     """Balanced-accuracy difference a - b per class group, with a paired bootstrap.
 
-    counts: (K seeds, C classes, 4) from :func:`pair_counts`; groups: name -> boolean mask (C,)
-    of the classes averaged (e.g. "overall", "many", "medium", "few"). Per group: the observed
-    mean difference over seeds, its 95% percentile interval, and the two-sided bootstrap
-    p-value ``2 min(P*(d <= 0), P*(d >= 0))`` (with +1 smoothing, so never 0), the p-value of
-    the interval's inversion. A group with no class gets NaN.
+    correct_a, correct_b: (K seeds, N test images) booleans, each seed's two runs scored on the
+    same images; labels: (K, N); groups: name -> boolean mask (C,) of the classes averaged
+    ("bal_acc", "many", ...). ``shared_images``: every seed was tested on the same images (a
+    fixed test set: CIFAR, Fashion-MNIST); each replicate then draws one resample of the images
+    and applies it to every seed, since a seed adds no new test images. Otherwise (digits-lt's
+    test split moves with the subset) each seed's images are resampled on their own.
+
+    Per group: the observed mean difference over seeds, its 95% percentile interval, and the
+    two-sided bootstrap p-value ``2 min(P*(d <= 0), P*(d >= 0))`` (+1 smoothing, so never 0),
+    the p-value of the interval's inversion. A group with no class gets NaN.
     """
-    counts = np.asarray(counts, dtype=np.int64)
-    K, C, _ = counts.shape
-    n = counts.sum(2)  # (K, C) test images per class
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    y = np.asarray(labels, np.int64)
+    K = a.shape[0]
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, K, size=(replicates, K))  # seeds, with replacement, pairs kept
+    counts = np.stack([pair_counts(a[k], b[k], y[k], num_classes) for k in range(K)])  # (K, C, 4)
+    n = counts.sum(2)
     with np.errstate(invalid="ignore", divide="ignore"):
-        p = counts / np.maximum(n, 1)[..., None]
-        draws = rng.multinomial(n[picks], p[picks])  # (R, K, C, 4): images, with replacement, pairs kept
-        per_class_star = (draws[..., 2] - draws[..., 1]) / n[picks]  # (R, K, C)
-        per_class = (counts[..., 2] - counts[..., 1]) / n  # (K, C)
+        per_class = (counts[..., 2] - counts[..., 1]) / n  # (K, C) observed
+    picks = rng.integers(0, K, size=(replicates, K))  # seeds, with replacement, pairs kept
+    if shared_images:
+        if not (y == y[0]).all():
+            raise ValueError("shared_images: every seed must list the same test images in the same order")
+        star = _shared_image_draws(a.astype(np.int8) - b.astype(np.int8), y[0], num_classes, picks, rng)
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            draws = rng.multinomial(n[picks], counts[picks] / np.maximum(n, 1)[picks][..., None])  # (R, K, C, 4)
+            star = (draws[..., 2] - draws[..., 1]) / n[picks]  # (R, K, C)
     out = {}
     for name, mask in groups.items():
         mask = np.asarray(mask, dtype=bool)
@@ -71,8 +83,30 @@ def paired_difference(counts: np.ndarray, groups: dict[str, np.ndarray], replica
             out[name] = {"diff": float("nan"), "lo": float("nan"), "hi": float("nan"), "p": float("nan")}
             continue
         observed = float(np.nanmean(per_class[:, mask], axis=1).mean())
-        star = np.nanmean(per_class_star[..., mask], axis=2).mean(1)  # (R,)
-        lo, hi = np.percentile(star, [2.5, 97.5])
-        tail = min((star <= 0).sum() + 1, (star >= 0).sum() + 1) / (replicates + 1)
+        group_star = np.nanmean(star[..., mask], axis=2).mean(1)  # (R,)
+        lo, hi = np.percentile(group_star, [2.5, 97.5])
+        tail = min((group_star <= 0).sum() + 1, (group_star >= 0).sum() + 1) / (replicates + 1)
         out[name] = {"diff": observed, "lo": float(lo), "hi": float(hi), "p": float(min(1.0, 2 * tail))}
+    return out
+
+
+def _shared_image_draws(d: np.ndarray, labels: np.ndarray, num_classes: int, picks: np.ndarray,
+                        rng: np.random.Generator, chunk: int = 256) -> np.ndarray:
+    """(R, K, C) per-class differences under one class-stratified resample of the shared test
+    images per replicate (multiplicities, so no (R, N) index array), then the picked seeds.
+    d: (K, N) in {-1, 0, 1}; labels: (N,)."""
+    order = np.argsort(labels, kind="stable")
+    sizes = np.bincount(labels, minlength=num_classes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    present = sizes > 0
+    ds = d[:, order].astype(np.float64)  # (K, N), images grouped by class
+    out = np.full((picks.shape[0], picks.shape[1], num_classes), np.nan)
+    for lo in range(0, picks.shape[0], chunk):
+        r = min(chunk, picks.shape[0] - lo)
+        m = np.concatenate([rng.multinomial(sizes[c], np.full(sizes[c], 1.0 / sizes[c]), size=r)
+                            for c in range(num_classes) if present[c]], axis=1)  # (r, N) multiplicities
+        sums = np.add.reduceat(m[:, None, :] * ds[None], starts[present], axis=2)  # (r, K, C present)
+        per = np.full((r, ds.shape[0], num_classes), np.nan)
+        per[..., present] = sums / sizes[present]
+        out[lo:lo + r] = per[np.arange(r)[:, None], picks[lo:lo + r]]
     return out

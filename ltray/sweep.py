@@ -174,7 +174,8 @@ def _progress_callback(metric: str, study_dir: str):
             last = trial.last_result or {}
             keep = (*VAL_METRICS, "selected_epoch", "trial_epoch", "progress")
             print(f"[{trial.trial_id}] done: {_knobs(trial.config)}", flush=True)
-            recovery.mark_ended(study_dir, trial.trial_id, "complete", result={k: last[k] for k in keep if k in last})
+            recovery.mark_ended(study_dir, trial.trial_id, "complete", result={k: last[k] for k in keep if k in last},
+                                config=_what(trial.config))
             self.backup()
 
         def on_trial_error(self, iteration, trials, trial, **info):
@@ -184,9 +185,15 @@ def _progress_callback(metric: str, study_dir: str):
                 error = ""
             why = f"{recovery.FULL}; --resume runs it again" if recovery.FULL in error else "see the trials table"
             print(f"[{trial.trial_id}] FAILED: {_knobs(trial.config)} ({why})", flush=True)
-            recovery.mark_ended(study_dir, trial.trial_id, "error", error=_last_line(error))
+            recovery.mark_ended(study_dir, trial.trial_id, "error", error=_last_line(error), config=_what(trial.config))
 
     return Progress()
+
+
+def _what(config: dict) -> dict:
+    """A trial's method, knobs and repeat, from its Tune config (for its row if it writes none)."""
+    method, hp = split_config(config)
+    return {"method": method, "hp": hp, "repeat": int(config.get("__trial_index__", 0))}
 
 
 def _last_line(traceback_text: str) -> str:
@@ -270,7 +277,7 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
         if not (recovery.disk_full(e) or _low_space(exp, study_dir)):
             raise
         _raise_full(study_dir, expected)
-    done = len(R.finished_trials(study_dir))
+    done = _finished(study_dir)
     if (any(recovery.disk_full(e) for e in errors) or _low_space(exp, study_dir)) and done < expected:
         _raise_full(study_dir, expected)
     if done < expected:
@@ -282,9 +289,14 @@ def _low_space(exp: Experiment, study_dir: str) -> bool:
     return recovery.free_mb(study_dir) < max(exp.resources.min_free_mb, 1.0)
 
 
+def _finished(study_dir: str) -> int:
+    """Trials that ended with a result (an interrupted one has a row but no result: --resume reruns it)."""
+    return sum(status != "interrupted" for status in R.finished_trials(study_dir).values())
+
+
 def _raise_full(study_dir: str, expected: int) -> None:
     free = recovery.free_mb(study_dir)
-    done = len(R.finished_trials(study_dir))
+    done = _finished(study_dir)
     raise LtrayError(f"{recovery.FULL} under {study_dir} ({free:.0f} MiB free now): {expected - done} of {expected} trials "
                      f"did not finish. The {done} finished are kept; free space, then run the same command with --resume")
 

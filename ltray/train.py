@@ -135,13 +135,17 @@ def selected_metrics(history: list[dict], best_epoch: int, epochs: int) -> dict:
     on ``val_bal_acc``), so that a trial stopped early (ASHA) or finished is ranked on the same
     number the tables store; this epoch's own values as ``epoch_val_*``; and ``progress``, the
     fraction of this trial's epochs done (ASHA's clock: a 10-epoch cRT stage and a 200-epoch
-    run are judged at the same fraction)."""
+    run are judged at the same fraction). The last epoch carries no ``progress``: ASHA ignores
+    a result without its clock, so it can never stop a trial that is writing its tables; the
+    trial's stored result follows with progress 1."""
     row = history[-1]
     best = next((h for h in history if h["epoch"] == best_epoch), None)
     out = {f"epoch_{k}": row[k] for k in VAL_METRICS}
     out.update({k: (best[k] if best is not None else float("nan")) for k in VAL_METRICS})
-    return out | {"epoch": row["epoch"], "selected_epoch": best_epoch, "progress": (row["epoch"] + 1) / epochs,
-                  "train_loss": row["train_loss"], "lr": row["lr"]}
+    out |= {"epoch": row["epoch"], "selected_epoch": best_epoch, "train_loss": row["train_loss"], "lr": row["lr"]}
+    if row["epoch"] + 1 < epochs:
+        out["progress"] = (row["epoch"] + 1) / epochs
+    return out
 
 
 @dataclass

@@ -10,6 +10,7 @@ without a result. One name per layer: ``run_study`` -> ``run_trial`` -> ``train_
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import tempfile
 import time
@@ -49,9 +50,7 @@ class TrialSpec:
     @classmethod
     def build(cls, exp: Experiment, study_dir: str, trial_id: str, method: str, hp: dict, repeat: int) -> TrialSpec:
         data = trial_data(exp, repeat)
-        meta = R.TrialMeta(study=exp.name, trial_id=trial_id, method=method, params=dict(hp), seed=exp.seed + repeat,
-                           repeat=repeat, dataset=data.name, rho=data.rho, model=exp.model.name,
-                           num_workers=exp.resources.num_workers)
+        meta = meta_of(exp, trial_id, method, hp, repeat)
         m = get_method(method)
         return cls(meta=meta, study_dir=study_dir, data=data, recipe=method_recipe(exp, method),
                    balanced=logits_are_balanced(m, effective_recipe(exp, method, hp)),
@@ -185,6 +184,12 @@ def stored_result(study_dir: str, trial_id: str) -> dict | None:
                                             "progress": 1.0}
 
 
+def _told(study_dir: str, trial_id: str) -> dict:
+    t = R.load_study(study_dir, ("trials",))["trials"]
+    r = next(r for r in t.to_pylist() if r["trial_id"] == trial_id)
+    return {k: r[k] for k in VAL_METRICS} | {"trial_epoch": r["epochs_run"], "selected_epoch": r["best_epoch"]}
+
+
 def wait_for_original(study_dir: str, trial_id: str, timeout_s: float, poll_s: float = 2.0) -> dict:
     """The result of ``trial_id``, which trains the configuration a duplicate re-picked: its
     stored row, or the last result of a trial ASHA stopped. Fails at once when that trial ended
@@ -195,6 +200,8 @@ def wait_for_original(study_dir: str, trial_id: str, timeout_s: float, poll_s: f
         status = R.finished_trials(study_dir).get(trial_id)
         if status == "completed":
             return stored_result(study_dir, trial_id)
+        if status == "stopped":  # stopped by ASHA (a study resumed since): what the searcher was told of it
+            return _told(study_dir, trial_id)
         if status is not None:
             raise RuntimeError(f"the trial {trial_id} with the same configuration ended {status}")
         ended = recovery.outcomes(study_dir).get(trial_id)
@@ -229,7 +236,7 @@ def label_unfinished(exp: Experiment, study_dir: str) -> None:
             why = f"stopped early by ASHA at {how['result'].get('progress', float('nan')):.0%} of its epochs"
         else:
             status, why = "interrupted", f"ended without a result: {how['error'] or 'unknown error'}"
-        c = claims.get(tid, {})
+        c = claims.get(tid) or (how or {}).get("config") or {}
         meta = meta_of(exp, tid, c.get("method", ""), c.get("hp", {}), c.get("repeat", 0))
         rows = [e for e in epochs if e["trial_id"] == tid]
         row = row_without_result(meta, status, why, rows, how["result"] if how else {})
@@ -241,7 +248,7 @@ def meta_of(exp: Experiment, trial_id: str, method: str, hp: dict, repeat: int) 
     data = trial_data(exp, repeat)
     return R.TrialMeta(study=exp.name, trial_id=trial_id, method=method, params=dict(hp), seed=exp.seed + repeat,
                        repeat=repeat, dataset=data.name, rho=data.rho, model=exp.model.name,
-                       num_workers=exp.resources.num_workers)
+                       num_workers=exp.resources.num_workers, objective=exp.search.objectives[0])
 
 
 def row_without_result(meta: R.TrialMeta, status: str, why: str, epochs: list[dict], told: dict) -> dict:
@@ -251,7 +258,7 @@ def row_without_result(meta: R.TrialMeta, status: str, why: str, epochs: list[di
                            wall_s=sum(e["epoch_s"] for e in epochs))
     if all(k in told for k in VAL_METRICS):
         row.update({k: [told[k]] for k in VAL_METRICS}, best_epoch=[int(told["selected_epoch"])])
-    elif epochs:
-        best = max(epochs, key=lambda e: e["val_bal_acc"])
+    elif any(math.isfinite(e["val_bal_acc"]) for e in epochs):  # the first best finite epoch, as fit selects
+        best = max((e for e in epochs if math.isfinite(e["val_bal_acc"])), key=lambda e: e["val_bal_acc"])
         row.update({k: [best[k]] for k in VAL_METRICS}, best_epoch=[best["epoch"]])
     return row

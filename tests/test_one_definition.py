@@ -42,7 +42,9 @@ def test_every_report_carries_the_selected_epoch_so_the_last_one_is_the_stored_r
     last = seen[-1]
     for k in VAL_METRICS:  # what Tune hands the searcher == what the trials table stores
         assert last[k] == pytest.approx(res.metrics[k], abs=1e-12), k
-    assert last["selected_epoch"] == res.best_epoch and last["progress"] == 1.0
+    assert last["selected_epoch"] == res.best_epoch
+    # ASHA never sees a finished clock while the trial still has its tables to write
+    assert "progress" not in last and all(m["progress"] < 1 for m in seen[:-1])
     assert last["epoch_val_bal_acc"] == res.history[-1]["val_bal_acc"] != last["val_bal_acc"]
     # every report says the best epoch so far, never a later one
     for m in seen:
@@ -57,8 +59,8 @@ def test_progress_is_the_fraction_of_the_trials_own_epochs(digits):
     assert recipe.epochs == 4 and recipe.sampler == "balanced"
     seen = []
     fit(digits, "ce", recipe=dataclasses.replace(recipe, sampler="random"), seed=0,
-        report=lambda m, c: seen.append(m["progress"]))
-    assert seen == [0.25, 0.5, 0.75, 1.0]
+        report=lambda m, c: seen.append(m.get("progress")))
+    assert seen == [0.25, 0.5, 0.75, None]  # the last epoch's clock comes with the stored result (1.0)
 
 
 def test_no_finite_validation_epoch_is_a_named_trial_failure(digits):
@@ -279,3 +281,32 @@ def test_calibration_columns_are_recomputed_from_the_stored_logits(tmp_path, dig
     precision = [r["precision"] for r in sorted(tabs["per_class"].to_pylist(), key=lambda r: r["class_id"])
                  if r["split"] == "test"]
     np.testing.assert_allclose(precision, per_class_precision(f["test"], y["test"], 10), equal_nan=True)
+
+
+def test_asha_rungs_can_never_fall_on_a_trials_last_epoch():
+    """grace 2 of 8 epochs puts an ASHA rung at progress 0.25 * 4 = 1.0: validation still
+    accepts it, and no in-training report reaches 1.0, so no rung is judged on a trial that is
+    writing its tables. grace == epochs (a rung only at the end) is refused."""
+    from ltray.experiment import SearchConfig
+
+    SearchConfig(asha=True, grace_epochs=2).validate(8, 1)
+    with pytest.raises(LtrayError, match="grace_epochs"):
+        SearchConfig(asha=True, grace_epochs=8).validate(8, 1)
+
+
+def test_every_view_selects_on_the_studys_own_objective(tmp_path, capsys):
+    """A study searching val_few: the configuration best on val_few (not val_bal_acc) is the one
+    the CLI, the report and the dashboard show, as the searcher ranked it."""
+    from ltray.cli import print_summary
+
+    rows = [trial_row("a", "logit_adjusted", {"tau": 1.0}, 0, 0.90, 0.50),
+            trial_row("b", "logit_adjusted", {"tau": 2.0}, 0, 0.70, 0.60)]
+    rows[0].update(val_few=[0.20], objective=["val_few"])
+    rows[1].update(val_few=[0.40], objective=["val_few"])
+    for r in rows:
+        R.write_table(str(tmp_path), "trials", r["trial_id"][0], R.table("trials", r))
+    trials = R.load_study(str(tmp_path), ("trials",))["trials"]
+    assert method_table(trials)[0]["params"] == F.best_per_method_info(trials)[0]["params"] == {"tau": 2.0}
+    print_summary(str(tmp_path))
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("logit_adjusted"))
+    assert float(line.split()[3]) == pytest.approx(60.0)  # b's test balanced accuracy

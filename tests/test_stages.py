@@ -120,7 +120,9 @@ def test_weight_balancing_projects_classifier_rows_after_every_step(tmp_path):
     from ltray.trial import TrialSpec, stage_inputs
 
     exp = dataclasses.replace(EXP, methods=("wb",))
-    assert StagePlan.build(exp, str(tmp_path), exp.data).recipes["ce_wd"].weight_decay == 5e-3
+    from ltray.experiment import effective_recipe
+
+    assert effective_recipe(exp, "ce_wd").weight_decay == 5e-3
     data = load_data(exp.data)
     start = stage_inputs(TrialSpec.build(exp, str(tmp_path), "t", "wb", {"epochs": 2}, 0), data, "cpu")
     start.pop("stage")

@@ -19,53 +19,90 @@ def test_pair_counts_by_hand():
     assert pair_counts(a, b, y, 2).tolist() == [[0, 1, 1, 1], [1, 0, 0, 1]]
 
 
+def _images(per_seed):
+    """(a, b, labels), each (K, N), from per seed and class the (a right, b right) pairs of its images."""
+    a, b, y = [], [], []
+    for seed in per_seed:
+        pairs = [(c, ra, rb) for c, images in enumerate(seed) for ra, rb in images]
+        y.append([c for c, _, _ in pairs])
+        a.append([ra for _, ra, _ in pairs])
+        b.append([rb for _, _, rb in pairs])
+    return np.array(a, bool), np.array(b, bool), np.array(y)
+
+
 def test_observed_difference_is_the_mean_over_seeds_of_balanced_accuracy_differences():
     # seed 0: class 0 a 3/4 vs b 1/4 (+0.5), class 1 a 1/2 vs b 1/2 (0) -> +0.25
     # seed 1: class 0 a 2/4 vs b 2/4 (0),    class 1 a 2/2 vs b 0/2 (+1) -> +0.5
-    s0 = np.array([[1, 0, 2, 1], [1, 0, 0, 1]])  # class 0: a right 3, b right 1; class 1: a 1, b 1
-    s1 = np.array([[1, 1, 1, 1], [0, 0, 2, 0]])  # class 0: a 2, b 2; class 1: a 2, b 0
-    out = paired_difference(np.stack([s0, s1]), GROUPS, replicates=2000)
-    assert out["overall"]["diff"] == pytest.approx(0.375)
-    assert out["head"]["diff"] == pytest.approx(0.25)
-    assert np.isnan(out["none"]["diff"])
-    assert out["overall"]["lo"] <= 0.375 <= out["overall"]["hi"]
+    s0 = [[(1, 1), (1, 0), (1, 0), (0, 0)], [(1, 1), (0, 0)]]
+    s1 = [[(1, 1), (1, 0), (0, 1), (0, 0)], [(1, 0), (1, 0)]]
+    a, b, y = _images([s0, s1])
+    for shared in (False, True):
+        if shared:  # the same images (labels) for both seeds, as a fixed test set has
+            assert (y[0] == y[1]).all()
+        out = paired_difference(a, b, y, 2, GROUPS, shared, replicates=2000)
+        assert out["overall"]["diff"] == pytest.approx(0.375)
+        assert out["head"]["diff"] == pytest.approx(0.25)
+        assert np.isnan(out["none"]["diff"])
+        assert out["overall"]["lo"] <= 0.375 <= out["overall"]["hi"]
 
 
-def test_identical_methods_and_a_sure_winner():
-    same = np.zeros((3, 2, 4), int)
-    same[..., 0], same[..., 3] = 5, 5  # both right on the same half of every class
-    out = paired_difference(same, GROUPS, replicates=500)["overall"]
+@pytest.mark.parametrize("shared", [False, True])
+def test_identical_methods_and_a_sure_winner(shared):
+    same = np.tile(np.array([True, False] * 10), (3, 1))
+    y = np.tile(np.repeat([0, 1], 10), (3, 1))
+    out = paired_difference(same, same, y, 2, GROUPS, shared, replicates=500)["overall"]
     assert out["diff"] == 0 and out["lo"] == 0 and out["hi"] == 0 and out["p"] == 1.0
-    win = np.zeros((3, 2, 4), int)
-    win[..., 2] = 10  # a right, b wrong on every image
-    out = paired_difference(win, GROUPS, replicates=500)["overall"]
+    win = np.ones((3, 20), bool)
+    out = paired_difference(win, ~win, y, 2, GROUPS, shared, replicates=500)["overall"]
     assert out["diff"] == 1 and out["lo"] == 1 and out["hi"] == 1
     assert out["p"] == pytest.approx(2 / 501)  # the smallest p 500 replicates can give
 
 
-def test_the_bootstrap_matches_resampling_seeds_and_images_by_brute_force():
-    """The multinomial shortcut draws the same distribution as resampling seeds, then each
-    class's test images with replacement, keeping each image's pair of predictions."""
-    rng = np.random.default_rng(1)
-    K, C, n = 4, 3, 30
-    y = np.repeat(np.arange(C), n)
-    a = [rng.random(C * n) < np.repeat([0.9, 0.6, 0.3], n) for _ in range(K)]
-    b = [rng.random(C * n) < np.repeat([0.9, 0.5, 0.1], n) for _ in range(K)]
-    counts = np.stack([pair_counts(a[k], b[k], y, C) for k in range(K)])
-    mask = {"overall": np.ones(C, bool)}
-    fast = paired_difference(counts, mask, replicates=4000, seed=2)["overall"]
-    brute = []
-    for _ in range(4000):
+def _brute(a, b, y, shared, rng, replicates=3000):
+    """Resample seeds, then each class's test images with replacement: once per replicate for all
+    seeds when they share their images, else afresh for every drawn seed; each image's pair of
+    predictions stays together."""
+    K, C = a.shape[0], int(y.max()) + 1
+
+    def images(k):
+        return np.concatenate([rng.choice(np.flatnonzero(y[k] == c), (y[k] == c).sum()) for c in range(C)])
+
+    out = []
+    for _ in range(replicates):
+        common = images(0) if shared else None
         diffs = []
         for k in rng.integers(0, K, K):
-            per = []
-            for c in range(C):
-                idx = rng.choice(np.flatnonzero(y == c), n)
-                per.append(a[k][idx].mean() - b[k][idx].mean())
-            diffs.append(np.mean(per))
-        brute.append(np.mean(diffs))
-    lo, hi = np.percentile(brute, [2.5, 97.5])
+            i = common if shared else images(k)
+            diffs.append(np.mean([a[k][i][y[k][i] == c].mean() - b[k][i][y[k][i] == c].mean() for c in range(C)]))
+        out.append(np.mean(diffs))
+    return np.percentile(out, [2.5, 97.5])
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_the_bootstrap_matches_resampling_seeds_and_images_by_brute_force(shared):
+    rng = np.random.default_rng(1)
+    K, C, n = 4, 3, 30
+    y = np.tile(np.repeat(np.arange(C), n), (K, 1))
+    a = rng.random((K, C * n)) < np.repeat([0.9, 0.6, 0.3], n)
+    b = rng.random((K, C * n)) < np.repeat([0.9, 0.5, 0.1], n)
+    fast = paired_difference(a, b, y, C, {"overall": np.ones(C, bool)}, shared, replicates=4000, seed=2)["overall"]
+    lo, hi = _brute(a, b, y, shared, rng)
     assert fast["lo"] == pytest.approx(lo, abs=0.012) and fast["hi"] == pytest.approx(hi, abs=0.012)
+
+
+def test_seeds_that_share_their_test_images_do_not_shrink_the_image_noise():
+    """One seed's runs copied 5 times add no information: on a shared test set the interval stays
+    as wide as one seed's; resampling each copy's images independently would shrink it ~sqrt(5)."""
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(4), 50)
+    a1, b1 = rng.random(200) < 0.7, rng.random(200) < 0.65
+    one = paired_difference(a1[None], b1[None], y[None], 4, {"all": np.ones(4, bool)}, True, 4000)["all"]
+    five = paired_difference(np.tile(a1, (5, 1)), np.tile(b1, (5, 1)), np.tile(y, (5, 1)), 4,
+                             {"all": np.ones(4, bool)}, True, 4000)["all"]
+    assert five["hi"] - five["lo"] == pytest.approx(one["hi"] - one["lo"], rel=0.1)
+    naive = paired_difference(np.tile(a1, (5, 1)), np.tile(b1, (5, 1)), np.tile(y, (5, 1)), 4,
+                              {"all": np.ones(4, bool)}, False, 4000)["all"]
+    assert naive["hi"] - naive["lo"] < 0.6 * (one["hi"] - one["lo"])
 
 
 def _study(tmp_path, runs):

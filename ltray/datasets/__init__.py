@@ -27,6 +27,9 @@ class Dataset:
     """In-memory square images: rotation pre-training (SSP) works on them."""
     points: bool = False
     """Feature vectors, not images: only model "linear" fits (gaussian-lt)."""
+    fixed_test: bool = True
+    """Every subset seed is tested on the same images (an official test set); False where the
+    test split moves with the subset (digits-lt, gaussian-lt). The paired bootstrap needs it."""
     max_val_per_class: int = 0
     """The most validation images per class it has room for (0: no limit known)."""
     check: Callable[[DataConfig], None] = lambda cfg: None

@@ -46,4 +46,4 @@ def _gaussian(cfg: DataConfig, n_train: int = 10000, n_eval: int = 10000) -> Dat
 
 DATASET = register(Dataset(
     name="gaussian-lt", summary="two 2-d unit Gaussians at +-(1, 1), prior ratio rho (model linear)",
-    load=_gaussian, classes=2, square_images=False, points=True))
+    load=_gaussian, classes=2, square_images=False, points=True, fixed_test=False))

@@ -2,16 +2,24 @@
 logits of tail classes other than the target's leave the softmax denominator, each with
 probability gamma (0.9 in the paper's configs)."""
 
+import torch
+
 from ltray.core.losses import equalization_loss
 from ltray.methods import Method, prior_of, register
 
 
 def _loss(counts, epochs, hp, teacher=None):
     prior = prior_of(counts)
+    gen = torch.Generator()
+    seeded = {"epoch": None}
 
     def loss(out, y, epoch, x):
-        # the Bernoulli draws use torch's global generator, which fit seeds once per trial
-        return equalization_loss(out, y, prior, hp["lam"], hp["gamma"])
+        # the Bernoulli draws come from a generator reseeded per epoch, so a run resumed from a
+        # checkpoint draws the same masks as one that never stopped
+        if seeded["epoch"] != epoch:
+            gen.manual_seed(1_000_003 * epoch + 7)
+            seeded["epoch"] = epoch
+        return equalization_loss(out, y, prior, hp["lam"], hp["gamma"], generator=gen)
 
     return loss
 
