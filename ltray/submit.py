@@ -46,6 +46,24 @@ def build_entrypoint(experiment: str, sweep_args: list[str]) -> tuple[str, str]:
     return shlex.join(["python", "-m", "ltray.sweep", str(rel), *args]), str(rel)
 
 
+# A head whose job agent is still starting (or busy) answers "No available agent to submit job,
+# please try again later" (HTTP 500): seen here on a loaded 2-core machine. Retry that one answer
+# for up to a minute; anything else is an error at once.
+AGENT_WAIT_S = 60.0
+
+
+def _submit(client, entrypoint: str, wait_s: float = AGENT_WAIT_S) -> str:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return client.submit_job(entrypoint=entrypoint,
+                                     runtime_env={"working_dir": str(PROJECT), "excludes": EXCLUDES})
+        except RuntimeError as e:
+            if "No available agent" not in str(e) or time.monotonic() > deadline:
+                raise LtrayError(f"the Ray job server refused the job: {e}") from e
+            time.sleep(2.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ltray.submit", description=__doc__.split("\n\n")[0],
                                 usage="%(prog)s --address URL experiment.py [sweep args] [--no-wait]")
@@ -72,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             client = JobSubmissionClient(a.address)
         except Exception as e:
             raise LtrayError(f"cannot reach the Ray job server at {a.address}: {e}") from e
-        job_id = client.submit_job(entrypoint=entrypoint,
-                                   runtime_env={"working_dir": str(PROJECT), "excludes": EXCLUDES})
+        job_id = _submit(client, entrypoint)
     except LtrayError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -119,3 +119,29 @@ def test_space_is_conditional_and_defaults_run_first():
     # same knob name in two methods never collides
     names = {k for tr in study.trials for k in tr.params}
     assert {"lade.lam", "equalization.lam"} <= names
+
+
+def test_submit_retries_only_while_the_job_agent_is_not_ready(monkeypatch):
+    """Ray answers 'No available agent to submit job, please try again later' while a head's job
+    agent starts: ltray.submit retries that answer (up to a minute) and nothing else."""
+    from ltray import submit
+    from ltray.errors import LtrayError
+
+    monkeypatch.setattr(submit.time, "sleep", lambda s: None)
+
+    class Head:  # answers like JobSubmissionClient.submit_job: the agent is busy twice, then takes the job
+        def __init__(self, answers):
+            self.answers = list(answers)
+
+        def submit_job(self, **kw):
+            a = self.answers.pop(0)
+            if isinstance(a, Exception):
+                raise a
+            return a
+
+    busy = RuntimeError("Request failed with status code 500: No available agent to submit job, please try again later..")
+    assert submit._submit(Head([busy, busy, "raysubmit_1"]), "python -m ltray.sweep x.py") == "raysubmit_1"
+    with pytest.raises(LtrayError, match="refused the job: .*denied"):
+        submit._submit(Head([RuntimeError("denied"), "never"]), "x")
+    with pytest.raises(LtrayError, match="No available agent"):
+        submit._submit(Head([busy] * 3), "x", wait_s=-1)
