@@ -229,7 +229,8 @@ def paired_lines(tables, baseline: str = "ce") -> list[str]:
             vs = "(baseline)"
         else:
             verdict = "not distinguishable" if d["lo"] <= 0 <= d["hi"] else ("better" if d["lo"] > 0 else "worse")
-            vs = f"{d['diff'] * 100:+.2f} [{d['lo'] * 100:+.2f}, {d['hi'] * 100:+.2f}] p={d['p']:.3f} {verdict}"
+            p = "p<0.001" if d["p"] < 0.001 else f"p={d['p']:.3f}"  # the bootstrap's floor is 2 / (replicates + 1)
+            vs = f"{d['diff'] * 100:+.2f} [{d['lo'] * 100:+.2f}, {d['hi'] * 100:+.2f}] {p} {verdict}"
         out.append(f"{r['row']:<24}" + "".join(f"{_pct(r[g]):>16}" for g in GROUPS) + f"   {vs}")
     for group in ("few", "medium"):
         diffs = [(r["row"], r["vs_baseline"][group]) for r in rows if "vs_baseline" in r]
