@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ltray import results as R
 from ltray.core.metrics import FEW_SHOT, MANY_SHOT
@@ -116,8 +117,6 @@ def _column(variant: str, group: str) -> str:
 def _test_logits(tables, trial_ids) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """trial_id -> (labels (N,), test logits (N, C), train counts (C,)), read from the stored tables
     once (filtered in Arrow, then one conversion), not once per trial."""
-    import pyarrow.compute as pc
-
     ids = pa.array(sorted(trial_ids))
     lg = tables["logits"]
     lg = lg.filter(pc.and_(pc.equal(lg["split"], "test"), pc.is_in(lg["trial_id"], ids)))

@@ -179,15 +179,17 @@ def stored_result(study_dir: str, trial_id: str) -> dict | None:
     rows = [r for r in t.to_pylist() if r["trial_id"] == trial_id and r["status"] in ("completed", "duplicate")]
     if not rows:
         return None
-    r = rows[0]
-    return {k: r[k] for k in VAL_METRICS} | {"trial_epoch": r["epochs_run"], "selected_epoch": r["best_epoch"],
-                                            "progress": 1.0}
+    return _result_of(rows[0]) | {"progress": 1.0}
 
 
 def _told(study_dir: str, trial_id: str) -> dict:
+    """A stopped trial's row as the result the searcher was told (no finished clock)."""
     t = R.load_study(study_dir, ("trials",))["trials"]
-    r = next(r for r in t.to_pylist() if r["trial_id"] == trial_id)
-    return {k: r[k] for k in VAL_METRICS} | {"trial_epoch": r["epochs_run"], "selected_epoch": r["best_epoch"]}
+    return _result_of(next(r for r in t.to_pylist() if r["trial_id"] == trial_id))
+
+
+def _result_of(row: dict) -> dict:
+    return {k: row[k] for k in VAL_METRICS} | {"trial_epoch": row["epochs_run"], "selected_epoch": row["best_epoch"]}
 
 
 def wait_for_original(study_dir: str, trial_id: str, timeout_s: float, poll_s: float = 2.0) -> dict:

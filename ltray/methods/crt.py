@@ -3,8 +3,8 @@ once per study, re-initialise the classifier and train it alone with class-balan
 
 import dataclasses
 
-from ltray.core.losses import cross_entropy
 from ltray.methods import Method, register
+from ltray.methods.ce import ce_loss
 
 
 def classifier_stage(recipe, hp):
@@ -16,7 +16,7 @@ def classifier_stage(recipe, hp):
 METHOD = register(Method(
     name="crt",
     summary="cRT: frozen CE backbone, classifier re-trained with class-balanced sampling",
-    make_loss=lambda counts, epochs, hp, teacher=None: lambda out, y, epoch, x: cross_entropy(out, y),
+    make_loss=ce_loss,
     defaults={"epochs": 10},
     space=lambda trial: {"epochs": trial.suggest_int("epochs", 5, 30)},
     backbone_from="ce",

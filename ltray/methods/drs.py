@@ -3,21 +3,15 @@ class-balanced batches from the same epoch DRW would switch at (80% of training)
 
 import dataclasses
 
-from ltray.core.losses import cross_entropy
 from ltray.methods import Method, register
+from ltray.methods.ce import ce_loss
 
-
-def _loss(counts, epochs, hp, teacher=None):
-    def loss(out, y, epoch, x):
-        return cross_entropy(out, y)
-
-    return loss
 
 
 METHOD = register(Method(
     name="drs",
     summary="deferred re-sampling: class-balanced batches from a fraction of training on",
-    make_loss=_loss,
+    make_loss=ce_loss,
     defaults={"drs_frac": 0.8},
     space=lambda trial: {"drs_frac": trial.suggest_float("drs_frac", 0.5, 0.9)},
     recipe=lambda recipe, hp: dataclasses.replace(recipe, resample_from=hp["drs_frac"]),

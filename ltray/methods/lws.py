@@ -2,22 +2,16 @@
 once per study, backbone and linear classifier frozen, and learn only one scale per class with
 class-balanced sampling; the same short classifier stage as cRT."""
 
-from ltray.core.losses import cross_entropy
 from ltray.methods import Method, register
+from ltray.methods.ce import ce_loss
 from ltray.methods.crt import classifier_stage
 
-
-def _loss(counts, epochs, hp, teacher=None):
-    def loss(out, y, epoch, x):
-        return cross_entropy(out, y)
-
-    return loss
 
 
 METHOD = register(Method(
     name="lws",
     summary="LWS: frozen CE model, per-class classifier scales learned with class-balanced sampling",
-    make_loss=_loss,
+    make_loss=ce_loss,
     defaults={"epochs": 10},
     space=lambda trial: {"epochs": trial.suggest_int("epochs", 5, 30)},
     head="lws",

@@ -5,8 +5,8 @@ and 1 - lambda < tau, and lambda otherwise; kappa = 3, tau = 0.5, alpha = 1 as i
 
 import torch
 
-from ltray.core.losses import cross_entropy
 from ltray.methods import Method, register
+from ltray.methods.ce import ce_loss
 
 
 def remix_weights(hp: dict, counts: torch.Tensor):
@@ -22,17 +22,11 @@ def remix_weights(hp: dict, counts: torch.Tensor):
     return weights
 
 
-def _loss(counts, epochs, hp, teacher=None):
-    def loss(out, y, epoch, x):  # unmixed batches (evaluation of the loss only); training mixes every batch
-        return cross_entropy(out, y)
-
-    return loss
-
 
 METHOD = register(Method(
     name="remix",
     summary="Remix: mixup with labels re-assigned towards the minority class (kappa, tau)",
-    make_loss=_loss,
+    make_loss=ce_loss,  # on unmixed batches; training re-labels each mixed pair (mix_weights)
     defaults={"alpha": 1.0, "kappa": 3.0, "tau": 0.5},
     space=lambda trial: {"alpha": trial.suggest_float("alpha", 0.2, 2.0),
                          "kappa": trial.suggest_float("kappa", 1.5, 5.0),

@@ -9,8 +9,9 @@ import dataclasses
 
 import torch
 
-from ltray.core.losses import cross_entropy, drw_weights, weighted_cross_entropy
+from ltray.core.losses import drw_weights, weighted_cross_entropy
 from ltray.methods import Method, register
+from ltray.methods.ce import ce_loss
 
 
 def _stage1_recipe(recipe, hp):
@@ -30,13 +31,6 @@ def max_norm(net, hp) -> None:
     w.copy_(torch.renorm(w, p=2, dim=0, maxnorm=hp["max_norm"]))
 
 
-def _stage1_loss(counts, epochs, hp, teacher=None):
-    def loss(out, y, epoch, x):
-        return cross_entropy(out, y)
-
-    return loss
-
-
 def _stage2_loss(counts, epochs, hp, teacher=None):
     weight = drw_weights(counts, hp["beta"]).float()
 
@@ -49,7 +43,7 @@ def _stage2_loss(counts, epochs, hp, teacher=None):
 CE_WD = register(Method(
     name="ce_wd",
     summary="CE with tuned (larger) weight decay: weight balancing's first stage",
-    make_loss=_stage1_loss,
+    make_loss=ce_loss,
     defaults={"wd": 5e-3},
     space=lambda trial: {"wd": trial.suggest_float("wd", 5e-4, 1e-2, log=True)},
     recipe=_stage1_recipe,
