@@ -129,7 +129,8 @@ def print_summary(study_dir: str) -> None:
     print(f"\n{t.num_rows} trials in {study_dir}")
     print(f"{'method':<18} {'seeds':>5} {'val':>7} {'test':>7} {'+post-hoc':>9} {'many':>7} {'medium':>7} {'few':>7}")
     cols = ("val_bal_acc", "test_bal_acc", "test_bal_acc_posthoc", "test_many", "test_medium", "test_few")
-    for method, rows in best_configurations(t).items():
+    best = best_configurations(t)
+    for method, rows in best.items():
         mean = {c: sum(r[c] for r in rows) / len(rows) for c in cols}
         print(f"{method:<18} {len(rows):>5} " + " ".join(f"{mean[c] * 100:{w}.2f}" for c, w in zip(cols, (7, 7, 9, 7, 7, 7))))
     for r in t.to_pylist():
@@ -137,7 +138,6 @@ def print_summary(study_dir: str) -> None:
             print(f"  {r['trial_id']} {r['status']}: {r['error'][:200]}")
     print("(per method: the configuration with the best mean validation balanced accuracy over its seeds; "
           "mean over those seeds)")
-    best = best_configurations(t)
     if "ce" in best and max(len(rows) for rows in best.values()) > 1:  # seeds to compare: the paired table
         tables = R.load_study(study_dir, ("trials", "logits", "per_class", "epochs"))
         try:
