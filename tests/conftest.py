@@ -37,7 +37,7 @@ def ray_head():
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=2", "--num-gpus=0",
          # its own job agent port: the default (52365) is taken when another Ray runs on this host,
          # and job submission then fails with "No available agent"
-         f"--dashboard-agent-listen-port={_free_port()}",
+         f"--dashboard-agent-listen-port={_free_port()}", f"--ray-client-server-port={_free_port()}",
          f"--temp-dir={temp}", "--disable-usage-stats"],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{dash}"
