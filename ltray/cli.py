@@ -9,15 +9,15 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 
-from ltray import recovery
+from ltray import recovery, search_storage
 from ltray import results as R
 from ltray.data import resolve
 from ltray.errors import LtrayError
 from ltray.experiment import Experiment, apply_overrides, describe_fields, load_experiment, to_dict, validate
+from ltray.storage import is_uri, join, open_store, parent
 
 
 def _local_resources() -> dict:
@@ -27,13 +27,12 @@ def _local_resources() -> dict:
 
 
 def _write_study_files(exp: Experiment, source: str, study_dir: str) -> None:
-    os.makedirs(study_dir, exist_ok=True)
-    shutil.copyfile(source, os.path.join(study_dir, "experiment.py"))
-    with open(os.path.join(study_dir, "experiment.json"), "w") as f:
-        json.dump(to_dict(exp), f, indent=2, default=list)
+    store = open_store(study_dir)
+    with open(source, "rb") as f:
+        store.write_bytes(f.read(), "experiment.py")
+    store.write_bytes(json.dumps(to_dict(exp), indent=2, default=list).encode(), "experiment.json")
     freeze = subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True).stdout
-    with open(os.path.join(study_dir, "requirements.txt"), "w") as f:
-        f.write(freeze)
+    store.write_bytes(freeze.encode(), "requirements.txt")
 
 
 def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespace, str]:
@@ -60,25 +59,38 @@ def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespa
     # dataset defaults made explicit: experiment.json records what the trials use (digits-lt's 15
     # validation images per class, not a 0 or a number it cannot hold)
     exp = dataclasses.replace(exp, data=resolve(exp.data))
-    study_dir = os.path.join(a.results, exp.name)
-    if "://" not in a.results:
-        _check_writable(a.results, exp.resources.min_free_mb)
-    existing = R.finished_trials(study_dir) if os.path.isdir(study_dir) else {}
+    study_dir = join(a.results, exp.name)
+    _check_writable(a.results, exp.resources.min_free_mb)
+    store = open_store(study_dir)
+    existing = R.finished_trials(study_dir) if store.is_dir() else {}
     if existing and not a.resume:
         raise LtrayError(f"{study_dir} already holds {len(existing)} trials; pass --resume to continue it or "
                          "--name to start a new study (nothing was changed)")
     if a.resume:
-        if not os.path.isdir(study_dir):
+        if not store.is_dir():
             raise LtrayError(f"--resume: no study at {study_dir}")
-        saved = os.path.join(study_dir, "experiment.json")
-        if os.path.isfile(saved) and json.load(open(saved)) != json.loads(json.dumps(to_dict(exp), default=list)):
+        if store.is_file("experiment.json") and \
+                json.loads(store.read_bytes("experiment.json")) != json.loads(json.dumps(to_dict(exp), default=list)):
             raise LtrayError(f"--resume: the experiment differs from the one {study_dir} was started with "
-                             f"({saved}); resume with the same file and --set values")
+                             f"({join(study_dir, 'experiment.json')}); resume with the same file and --set values")
+    if exp.search.storage:  # an unreachable database fails now, not after Ray has started
+        search_storage.open_storage(exp.search.storage, study_dir)
     return exp, a, study_dir
 
 
 def _check_writable(results: str, min_free_mb: float = 0.0) -> None:
-    """Fail before Ray starts if results cannot be written there (read-only, no space, a file)."""
+    """Fail before Ray starts if results cannot be written there (read-only, no space, a file; on
+    a URI: no such bucket, no credentials)."""
+    if is_uri(results):
+        store, probe = open_store(results), f".ltray-write-probe-{os.getpid()}"
+        try:
+            store.write_bytes(b"\0", probe)
+            store.remove(probe)
+        except OSError as e:
+            raise LtrayError(f"cannot write results under {results}: {e}. Check the bucket exists and this machine "
+                             "(and every node) has credentials for it (AWS_* variables for S3; AWS_ENDPOINT_URL_S3 "
+                             "for an S3-compatible server)") from None
+        return
     probe = os.path.join(results, f".ltray-write-probe-{os.getpid()}")
     try:
         os.makedirs(results, exist_ok=True)
@@ -144,4 +156,5 @@ def print_summary(study_dir: str) -> None:
             print("\n" + "\n".join(paired_lines(tables, "ce") + [""] + gap_lines(tables, "ce")))
         except LtrayError as e:  # e.g. a trial's logits unreadable: the study itself is fine
             print(f"\n(no paired comparison: {e})")
-    print(f"\nLook at them: python -m dashboard --results {os.path.dirname(study_dir) or '.'}")
+    print(f"\nLook at them: python -m dashboard --results {parent(study_dir)}")
+

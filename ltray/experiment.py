@@ -14,6 +14,7 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from ltray import search_storage
 from ltray.core.metrics import VAL_METRICS
 from ltray.data import DataConfig, resolve
 from ltray.datasets import get_dataset
@@ -55,6 +56,10 @@ class SearchConfig:
     """Seed of the Optuna sampler."""
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Override a knob's search range: {"logit_adjusted.tau": (0.5, 2.0)} (--set search.ranges.logit_adjusted.tau=0.5,2)."""
+    storage: str = ""
+    """Optuna's storage: "" = SQLite <study>/optuna.db (for results on a URI: a local file on the driver,
+    copied to <study>/optuna.db after each trial); an RDB URL (postgresql://user@host/db); or
+    journal:PATH, Optuna's JournalStorage file (safe on NFS)."""
 
     def validate(self, epochs: int, n_methods: int) -> None:
         """Its own fields, given the study's ``train.epochs`` and number of methods."""
@@ -74,6 +79,7 @@ class SearchConfig:
             raise LtrayError("ASHA stops on one metric; use one objective with search.asha=true")
         if self.asha and not 1 <= self.grace_epochs < epochs:
             raise LtrayError(f"search.grace_epochs must be in [1, train.epochs={epochs}), got {self.grace_epochs}")
+        search_storage.check(self.storage)
         if not self.duplicate_wait_s > 0:
             raise LtrayError(f"search.duplicate_wait_s must be > 0, got {self.duplicate_wait_s}")
         if self.search_defaults_first and self.num_samples < n_methods:

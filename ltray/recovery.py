@@ -11,7 +11,10 @@ import os
 import shutil
 import warnings
 
+import pyarrow.fs as pafs
+
 from ltray import results as R
+from ltray.storage import open_store
 
 
 class ResultsFull(RuntimeError):
@@ -23,7 +26,9 @@ FULL = "results disk full"  # in every ResultsFull message: the driver finds it 
 
 
 def free_mb(path: str) -> float:
-    """Free space (MiB) on the disk holding path."""
+    """Free space (MiB) on the disk holding path; unbounded for an object store (a URI)."""
+    if not open_store(path).local:
+        return float("inf")
     return shutil.disk_usage(path).free / 2**20
 
 
@@ -50,27 +55,22 @@ def mark_ended(study_dir: str, trial_id: str, how: str, error: str = "", result:
     """Record how Tune ended a trial ("complete": finished or stopped by the scheduler; "error"),
     with its last result: a trial without a row is then labelled by what happened, and a
     duplicate waiting for it stops waiting."""
-    folder = os.path.join(study_dir, "ended")
-    tmp = os.path.join(folder, f".{trial_id}.tmp")
+    data = json.dumps({"how": how, "error": error, "result": result or {}, "config": config or {}}, default=float)
     try:
-        os.makedirs(folder, exist_ok=True)
-        with open(tmp, "w") as f:
-            json.dump({"how": how, "error": error, "result": result or {}, "config": config or {}}, f, default=float)
-        os.replace(tmp, os.path.join(folder, trial_id))
+        open_store(study_dir).write_bytes(data.encode(), "ended", trial_id)
     except OSError as e:  # a full results disk: the study stops with its own error; the row is unlabelled
-        warnings.warn(f"could not record how trial {trial_id} ended in {folder}: {e}", stacklevel=2)
+        warnings.warn(f"could not record how trial {trial_id} ended in {study_dir}/ended: {e}", stacklevel=2)
 
 
 def outcomes(study_dir: str) -> dict[str, dict]:
     """trial_id -> {"how", "error", "result"} of every trial Tune has ended in this study."""
-    folder = os.path.join(study_dir, "ended")
+    store = open_store(study_dir)
     out = {}
-    for name in os.listdir(folder) if os.path.isdir(folder) else []:
-        if not name.startswith("."):
-            try:
-                out[name] = json.loads(open(os.path.join(folder, name)).read())
-            except (OSError, ValueError):  # a file being replaced: read again on the next poll
-                pass
+    for info in store.listdir("ended"):
+        try:
+            out[info.base_name] = json.loads(store.read_bytes("ended", info.base_name))
+        except (OSError, ValueError):  # a file being replaced: read again on the next poll
+            pass
     return out
 
 
@@ -78,21 +78,15 @@ def claim(study_dir: str, method: str, hp: dict, seed: int, repeat: int, trial_i
     """The trial that trains this (method, hp, seed): the first to create its claim file, which
     also records what the trial is (for a row if it never finishes)."""
     key = hashlib.sha256(json.dumps([method, hp, seed], sort_keys=True).encode()).hexdigest()[:16]
-    folder = os.path.join(study_dir, "claims")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, key)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        os.write(fd, json.dumps({"trial_id": trial_id, "method": method, "hp": hp, "seed": seed,
-                                 "repeat": repeat}).encode())
-        os.close(fd)
+    store = open_store(study_dir)
+    mine = json.dumps({"trial_id": trial_id, "method": method, "hp": hp, "seed": seed, "repeat": repeat}).encode()
+    if store.create_new(mine, "claims", key):
         return trial_id
-    except FileExistsError:
-        return read_claim(path).get("trial_id") or trial_id
+    return read_claim(study_dir, "claims", key).get("trial_id") or trial_id
 
 
-def read_claim(path: str) -> dict:
-    text = open(path).read().strip()
+def read_claim(study_dir: str, *parts: str) -> dict:
+    text = open_store(study_dir).read_bytes(*parts).decode().strip()
     try:
         return json.loads(text)
     except ValueError:  # being written, or a study from before claims were JSON
@@ -101,11 +95,12 @@ def read_claim(path: str) -> dict:
 
 def claims(study_dir: str) -> dict[str, dict]:
     """trial_id -> its claim (method, hp, seed, repeat), released ones included."""
+    store = open_store(study_dir)
     out = {}
-    for folder in (os.path.join(study_dir, "claims"), os.path.join(study_dir, "claims", "stale")):
-        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-            if os.path.isfile(os.path.join(folder, name)):
-                c = read_claim(os.path.join(folder, name))
+    for folder in (("claims",), ("claims", "stale")):
+        for info in store.listdir(*folder):
+            if info.type == pafs.FileType.File:
+                c = read_claim(study_dir, *folder, info.base_name)
                 out.setdefault(c.get("trial_id", ""), c)
     return out
 
@@ -175,30 +170,27 @@ def repair_tune_state(tune_dir: str) -> None:
 def drop_damaged_train_state(run_dir: str) -> None:
     """A rerun trial resumes from Train's checkpoint record; one truncated by a full disk would
     stop Train from starting at all, so it is removed and the trial trains from its start."""
-    path = os.path.join(run_dir, "checkpoint_manager_snapshot.json")
+    store = open_store(run_dir)
     try:
-        json.loads(open(path, "rb").read())
+        json.loads(store.read_bytes("checkpoint_manager_snapshot.json"))
     except FileNotFoundError:
         pass
     except (OSError, ValueError):
-        os.remove(path)
+        store.remove("checkpoint_manager_snapshot.json")
 
 
 def release_stale_claims(study_dir: str) -> None:
     """On --resume nothing runs: a claim by a trial that never finished would make its rerun (or a
     same-configuration trial) wait forever, and its recorded end would fail such a wait at once."""
     finished = R.finished_trials(study_dir)
-    ended = os.path.join(study_dir, "ended")
-    for name in os.listdir(ended) if os.path.isdir(ended) else []:
-        if name not in finished:  # it runs again now: its old end would fail a waiting duplicate
-            os.remove(os.path.join(ended, name))
-    folder = os.path.join(study_dir, "claims")
-    if not os.path.isdir(folder):
-        return
-    for name in os.listdir(folder):
-        path = os.path.join(folder, name)
-        owner = read_claim(path).get("trial_id", "") if os.path.isfile(path) else None
+    store = open_store(study_dir)
+    for info in store.listdir("ended"):
+        if info.base_name not in finished:  # it runs again now: its old end would fail a waiting duplicate
+            store.remove("ended", info.base_name)
+    for info in store.listdir("claims"):
+        if info.type != pafs.FileType.File:
+            continue
+        owner = read_claim(study_dir, "claims", info.base_name).get("trial_id", "")
         # an interrupted owner has a row but no result: whoever picks the configuration next trains it
-        if owner is not None and finished.get(owner, "interrupted") == "interrupted":
-            os.makedirs(os.path.join(folder, "stale"), exist_ok=True)  # kept: its trial may need a row
-            os.replace(path, os.path.join(folder, "stale", owner or name))
+        if finished.get(owner, "interrupted") == "interrupted":  # kept: its trial may need a row
+            store.move(("claims", info.base_name), ("claims", "stale", owner or info.base_name))

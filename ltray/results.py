@@ -8,7 +8,6 @@ The study folder may be local or a URI pyarrow understands (``s3://...``, ``gs:/
 from __future__ import annotations
 
 import typing
-import uuid
 import warnings
 from dataclasses import dataclass, fields
 
@@ -18,6 +17,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ltray.errors import LtrayError
+from ltray.storage import open_store
 
 F64, I64, STR = pa.float64(), pa.int64(), pa.string()
 
@@ -43,6 +43,8 @@ class TrialMeta:
     """Hash of the chosen training/validation/test indices (known once the data is loaded)."""
     objective: str = "val_bal_acc"
     """The validation metric the study selects on (its first search objective)."""
+    node: str = ""
+    """The Ray node that trained the trial (its rank 0); empty outside Ray."""
 
 
 @dataclass
@@ -100,6 +102,8 @@ class TrialRecord:
     code_version: str = ""
     objective: str = "val_bal_acc"
     """The validation metric the study selects on: the searcher's, and every view's selection."""
+    node: str = ""
+    """The Ray node that trained the trial (its rank 0), as ``ray.get_runtime_context().get_node_id()``."""
 
     @classmethod
     def of(cls, meta: TrialMeta, **values) -> TrialRecord:
@@ -158,10 +162,8 @@ TABLES = tuple(SCHEMAS)
 
 
 def _fs(root: str) -> tuple[pafs.FileSystem, str]:
-    try:
-        return pafs.FileSystem.from_uri(root)
-    except (pa.ArrowInvalid, ValueError):
-        return pafs.LocalFileSystem(), str(root)
+    store = open_store(root)
+    return store.fs, store.root
 
 
 def table(name: str, rows: dict) -> pa.Table:
@@ -186,19 +188,15 @@ def write_table(study_dir: str, name: str, trial_id: str, tbl: pa.Table) -> str:
     """Write one trial's rows of one table atomically: a temporary name, then a rename."""
     if tbl.schema != SCHEMAS[name]:
         raise ValueError(f"{name}: schema mismatch")
-    fs, root = _fs(study_dir)
-    folder = f"{root.rstrip('/')}/{name}"
+    store = open_store(study_dir)
+    buf = pa.BufferOutputStream()
+    pq.write_table(tbl, buf)
     try:
-        fs.create_dir(folder, recursive=True)
-        final = f"{folder}/{trial_id}.parquet"
-        tmp = f"{folder}/.{trial_id}.{uuid.uuid4().hex[:8]}.tmp"
-        with fs.open_output_stream(tmp) as out:
-            pq.write_table(tbl, out)
-        fs.move(tmp, final)
+        store.write_bytes(buf.getvalue().to_pybytes(), name, f"{trial_id}.parquet")
     except OSError as e:
         raise LtrayError(f"cannot write results under {study_dir}: {e}. Free space or fix permissions, "
                          "then run the same command with --resume") from e
-    return final
+    return store.uri_of(name, f"{trial_id}.parquet")
 
 
 def load_study(path: str, tables=TABLES) -> dict[str, pa.Table]:
@@ -206,20 +204,18 @@ def load_study(path: str, tables=TABLES) -> dict[str, pa.Table]:
 
     Unreadable or partial files are skipped with a warning naming them; a missing table is empty.
     """
-    fs, root = _fs(path)
-    info = fs.get_file_info(root)
-    if info.type != pafs.FileType.Directory:
+    store = open_store(path)
+    if not store.is_dir():
         raise LtrayError(f"study folder {path} does not exist")
     out = {}
     for name in tables:
         schema = SCHEMAS[name]
-        sel = pafs.FileSelector(f"{root.rstrip('/')}/{name}", allow_not_found=True)
         parts = []
-        for fi in sorted(fs.get_file_info(sel), key=lambda f: f.path):
+        for fi in store.listdir(name):
             if fi.type != pafs.FileType.File or not fi.base_name.endswith(".parquet"):
                 continue
             try:
-                with fs.open_input_file(fi.path) as f:
+                with store.fs.open_input_file(fi.path) as f:
                     t = pq.read_table(f)
                 t = t.rename_columns([RENAMED.get(c, c) for c in t.column_names])
                 # a file from an older ltray lacks newer columns: they read as nulls

@@ -8,11 +8,14 @@ twice. No Ray here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
+import io
 import json
 import os
+import tempfile
 import time
 
 import torch
@@ -22,7 +25,8 @@ from ltray.data import DataBundle, DataConfig
 from ltray.experiment import Experiment, method_recipe
 from ltray.methods import get_method, method_names
 from ltray.models import build_model
-from ltray.train import Recipe, fit, load_checkpoint, save_checkpoint
+from ltray.storage import open_store
+from ltray.train import CHECKPOINT_FILE, Recipe, fit, read_checkpoint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,21 +67,40 @@ def stage_key(kind: str, method: str, plan: StagePlan, recipe: Recipe, subset_ha
 def _stage(plan: StagePlan, key: str, kind: str, method: str, seed: int, subset_hash: str, trial_id: str,
            train) -> dict:
     """Load the stage's checkpoint, training it first (under the lock) if no one has."""
-    folder = os.path.join(plan.study_dir, "stages", key)
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one trainer; the others wait, then load
-        if not os.path.isfile(os.path.join(folder, "state.pt")):
+    store = open_store(plan.study_dir)
+    with _lock(plan.study_dir, key):  # one trainer; the others wait, then load
+        if not store.is_file("stages", key, CHECKPOINT_FILE):
             t0 = time.time()
             state, history, val, test = train()
-            save_checkpoint(folder, {"model": state, "optimizer": {}, "epoch": len(history) - 1, "best_val": val,
-                                     "best_epoch": len(history) - 1, "history": history, "best_state": state})
+            buf = io.BytesIO()
+            torch.save({"model": state, "optimizer": {}, "epoch": len(history) - 1, "best_val": val,
+                        "best_epoch": len(history) - 1, "history": history, "best_state": state}, buf)
+            store.write_bytes(buf.getvalue(), "stages", key, CHECKPOINT_FILE)
             row = {"study": [plan.study], "key": [key], "kind": [kind], "method": [method], "trained_by": [trial_id],
                    "seed": [seed], "subset_hash": [subset_hash], "wall_s": [time.time() - t0],
                    "val_bal_acc": [val], "test_bal_acc": [test],
                    "finished_at": [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())]}
             R.write_table(plan.study_dir, "stages", key, R.table("stages", row))
-        return load_checkpoint(folder)["best_state"]
+        data = store.read_bytes("stages", key, CHECKPOINT_FILE)
+    return read_checkpoint(io.BytesIO(data), store.uri_of("stages", key, CHECKPOINT_FILE))["best_state"]
+
+
+@contextlib.contextmanager
+def _lock(study_dir: str, key: str):
+    """An exclusive lock on a stage: a file lock in the stage's folder, which every process of a
+    local (or NFS) study shares. An object store has no locks: there the lock is per node (a
+    local file), so two nodes starting at once may each train the stage; both write the same
+    content under the same key, and the trials load whichever landed last."""
+    store = open_store(study_dir)
+    if store.local:
+        folder = store.path("stages", key)
+    else:
+        blob = hashlib.sha256(store.uri_of("stages", key).encode()).hexdigest()[:16]
+        folder = os.path.join(tempfile.gettempdir(), "ltray-stage-locks", blob)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def get_pretrained(plan: StagePlan, data: DataBundle, seed: int, device, trial_id: str) -> dict | None:

@@ -7,20 +7,23 @@ One of the two modules that know Ray (with ``ltray.submit``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
+import uuid
 
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
-from ltray import recovery
+from ltray import recovery, search_storage
 from ltray import results as R
 from ltray.core.metrics import VAL_METRICS
 from ltray.errors import LtrayError
 from ltray.evaluate import failed_trial_row
 from ltray.experiment import Experiment, validate
 from ltray.space import Space, default_points, split_config
+from ltray.storage import join, open_store, parent
 from ltray.trial import (TrialSpec, label_unfinished, meta_of, row_without_result, stored_result, train_trial,
                          wait_for_original)
 
@@ -34,7 +37,14 @@ def train_worker(spec: TrialSpec) -> None:
     import ray.train
 
     ctx = ray.train.get_context()
-    train_trial(spec, ray.train, ctx.get_world_rank(), ctx.get_local_rank())
+    train_trial(_on_this_node(spec), ray.train, ctx.get_world_rank(), ctx.get_local_rank())
+
+
+def _on_this_node(spec: TrialSpec) -> TrialSpec:
+    """The spec with the node that runs it in its rows (the node of rank 0 writes them)."""
+    import ray
+
+    return dataclasses.replace(spec, meta=dataclasses.replace(spec.meta, node=ray.get_runtime_context().get_node_id()))
 
 
 def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
@@ -73,13 +83,13 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
     t0 = time.time()
     if r.in_process:
         try:
-            train_trial(spec, tune, 0, 0)
+            train_trial(_on_this_node(spec), tune, 0, 0)
         except Exception as e:  # a Python error repeats on retry; a killed process never gets here
             _record_failure(spec, e, time.time() - t0)
             raise
         _finish(study_dir, trial_id)
         return
-    recovery.drop_damaged_train_state(os.path.join(study_dir, "ray", f"train-{trial_id}"))
+    recovery.drop_damaged_train_state(join(study_dir, "ray", f"train-{trial_id}"))
     trainer = TorchTrainer(
         train_worker,
         train_loop_config=spec,
@@ -87,7 +97,7 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
             num_workers=r.num_workers, use_gpu=r.gpus_per_worker > 0,
             resources_per_worker={"CPU": r.cpus_per_worker, **({"GPU": r.gpus_per_worker} if r.gpus_per_worker else {})}),
         run_config=ray.train.RunConfig(
-            name=f"train-{trial_id}", storage_path=os.path.join(study_dir, "ray"),
+            name=f"train-{trial_id}", storage_path=join(study_dir, "ray"),
             failure_config=ray.train.FailureConfig(max_failures=r.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=[TuneReportCallback()]),
@@ -137,9 +147,10 @@ def _concurrency(exp: Experiment, cluster: dict) -> int:
     return max(1, n)
 
 
-def _progress_callback(metric: str, study_dir: str):
+def _progress_callback(metric: str, study_dir: str, storage: str):
     from ray import tune
 
+    local = open_store(study_dir).local
     tune_dir = os.path.join(study_dir, "ray", "tune")
 
     class Progress(tune.Callback):
@@ -151,7 +162,8 @@ def _progress_callback(metric: str, study_dir: str):
 
         def backup(self, every_s: float = 0.0):
             if time.monotonic() - self.last_backup >= every_s:
-                recovery.backup_tune_state(tune_dir)
+                if local:  # on a URI Tune uploads whole files: nothing is ever half-written there
+                    recovery.backup_tune_state(tune_dir)
                 self.last_backup = time.monotonic()
 
         def on_trial_start(self, iteration, trials, trial, **info):
@@ -177,6 +189,7 @@ def _progress_callback(metric: str, study_dir: str):
             recovery.mark_ended(study_dir, trial.trial_id, "complete", result={k: last[k] for k in keep if k in last},
                                 config=_what(trial.config))
             self.backup()
+            search_storage.publish(storage, study_dir)
 
         def on_trial_error(self, iteration, trials, trial, **info):
             try:  # Tune's error file lives in the driver's local session folder, not the results disk
@@ -186,6 +199,7 @@ def _progress_callback(metric: str, study_dir: str):
             why = f"{recovery.FULL}; --resume runs it again" if recovery.FULL in error else "see the trials table"
             print(f"[{trial.trial_id}] FAILED: {_knobs(trial.config)} ({why})", flush=True)
             recovery.mark_ended(study_dir, trial.trial_id, "error", error=_last_line(error), config=_what(trial.config))
+            search_storage.publish(storage, study_dir)
 
     return Progress()
 
@@ -207,7 +221,7 @@ def _knobs(config: dict) -> str:
     return method + (" " + " ".join(f"{k}={v:.4g}" for k, v in hp.items()) if hp else "")
 
 
-def _searcher(exp: Experiment, study_dir: str):
+def _searcher(exp: Experiment, study_dir: str, resume: bool):
     import optuna
     from ray.tune.search import Repeater
     from ray.tune.search.optuna import OptunaSearch
@@ -218,7 +232,7 @@ def _searcher(exp: Experiment, study_dir: str):
     sampler = {"tpe": lambda: optuna.samplers.TPESampler(seed=s.seed),
                "random": lambda: optuna.samplers.RandomSampler(seed=s.seed),
                "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=s.seed)}[kind]()
-    storage = optuna.storages.RDBStorage(f"sqlite:///{os.path.join(study_dir, 'optuna.db')}")
+    storage = search_storage.open_storage(s.storage, study_dir, resume)
     searcher = OptunaSearch(
         space=Space(exp.methods, exp.search.ranges), metric=list(s.objectives) if two else s.objectives[0],
         mode=["max", "max"] if two else "max", sampler=sampler, storage=storage, study_name=exp.name,
@@ -232,8 +246,8 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    study_dir = os.path.abspath(study_dir)
-    tune_path = os.path.join(study_dir, "ray")
+    study_dir = open_store(study_dir).uri  # local: an absolute path
+    tune_path = join(study_dir, "ray")
     r = exp.resources
     # an in-process trial holds its worker's resources itself; a Train driver only waits
     own = {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker} if r.in_process else DRIVER_RESOURCES
@@ -241,11 +255,15 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
     metric = exp.search.objectives[0]
     if resume:
         recovery.release_stale_claims(study_dir)
-        recovery.repair_tune_state(os.path.join(tune_path, "tune"))
-    if resume and tune.Tuner.can_restore(os.path.join(tune_path, "tune")):
+        if open_store(study_dir).local:
+            recovery.repair_tune_state(os.path.join(tune_path, "tune"))
+        # the restored searcher reopens its storage: the default SQLite of a study on a URI is
+        # fetched from the study's copy first when this machine has none
+        search_storage.open_storage(exp.search.storage, study_dir, resume=True)
+    if resume and tune.Tuner.can_restore(join(tune_path, "tune")):
         # errored trials run again: a trial stopped by a full disk left no row; one recorded as
         # failed (diverged) re-raises at once in run_trial without training
-        tuner = tune.Tuner.restore(os.path.join(tune_path, "tune"), trainable=trainable, resume_unfinished=True,
+        tuner = tune.Tuner.restore(join(tune_path, "tune"), trainable=trainable, resume_unfinished=True,
                                    resume_errored=True)
     else:
         scheduler = None
@@ -258,12 +276,12 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=_searcher(exp, study_dir), scheduler=scheduler, num_samples=exp.search.num_samples * exp.repeats,
+                search_alg=_searcher(exp, study_dir, resume), scheduler=scheduler, num_samples=exp.search.num_samples * exp.repeats,
                 reuse_actors=True,  # a trial's driver process is kept for the next: ~3 s a trial here
                 max_concurrent_trials=_concurrency(exp, ray.cluster_resources()),
                 metric=None if len(exp.search.objectives) == 2 else metric, mode=None if len(exp.search.objectives) == 2 else "max"),
             run_config=tune.RunConfig(name="tune", storage_path=tune_path, verbose=0,
-                                      callbacks=[_progress_callback(metric, study_dir)],
+                                      callbacks=[_progress_callback(metric, study_dir, exp.search.storage)],
                                       # Train restarts its own workers; an in-process trial is
                                       # restarted by Tune, from its last checkpoint
                                       failure_config=tune.FailureConfig(max_failures=r.max_failures if r.in_process else 0),
@@ -272,6 +290,7 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
     expected = exp.search.num_samples * exp.repeats
     try:
         errors = [r.error for r in tuner.fit() if r.error is not None]
+        search_storage.publish(exp.search.storage, study_dir)
         label_unfinished(exp, study_dir)
     except Exception as e:  # a full disk breaks Tune's own state files and error pickles too
         if not (recovery.disk_full(e) or _low_space(exp, study_dir)):
@@ -312,6 +331,7 @@ def launch(exp: Experiment, study_dir: str, address: str | None, resume: bool, o
     try:
         if address or os.environ.get("RAY_ADDRESS"):
             validate(exp, ray.cluster_resources())
+        check_nodes_share(parent(study_dir))  # the results folder: the CLI has created it
         if on_connected is not None:
             on_connected()
         print(f"study {exp.name}: {exp.search.num_samples * exp.repeats} trials of {', '.join(exp.methods)} on "
@@ -319,6 +339,41 @@ def launch(exp: Experiment, study_dir: str, address: str | None, resume: bool, o
         return run_study(exp, study_dir, resume=resume)
     finally:
         ray.shutdown()
+
+
+def check_nodes_share(results: str, timeout_s: float = 120.0) -> None:
+    """Every alive node must see the results where the driver does, or its trials' rows would
+    land on its own disk and be lost: a file the driver writes is read back on each node."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    if len(nodes) < 2:
+        return
+    store, marker = open_store(results), f".ltray-node-probe-{uuid.uuid4().hex[:8]}"
+    store.write_bytes(marker.encode(), marker)
+    try:
+        probe = ray.remote(num_cpus=0)(_sees)
+        answers = ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                           .remote(results, marker) for n in nodes], timeout=timeout_s)
+    finally:
+        store.remove(marker)
+    blind = [f"node {n['NodeID'][:12]} at {n['NodeManagerAddress']} {why}" for n, why in zip(nodes, answers) if why]
+    if blind:
+        raise LtrayError(f"the results under {results} are not shared by every node of this cluster: "
+                         + "; ".join(blind) + ". Pass --results a URI every node reaches (s3://bucket/path, gs://...) "
+                         "or a folder on a shared filesystem (NFS); nothing was run")
+
+
+def _sees(results: str, marker: str) -> str:
+    """On one node: "" if it reads the driver's marker, else why not."""
+    try:
+        ok = open_store(results).read_bytes(marker) == marker.encode()
+        return "" if ok else "reads a different file there"
+    except FileNotFoundError:
+        return "does not see that folder (it is local to the driver's machine)"
+    except Exception as e:  # credentials, endpoint, permissions on that node
+        return f"cannot read it: {type(e).__name__}: {e}"
 
 
 # Ray Train's controller takes one result off a worker's queue (size 1) per poll, 2 s apart by

@@ -225,7 +225,7 @@ def summarize(logits: np.ndarray, labels: np.ndarray, train_counts: np.ndarray) 
 @dataclass
 class TrainState:
     """What a run carries from epoch to epoch, and what its checkpoint holds. The one place that
-    knows the checkpoint keys (``ltray.stages`` writes the same keys through save_checkpoint)."""
+    knows the checkpoint keys (``ltray.stages`` writes the same keys, read back with read_checkpoint)."""
 
     KEYS: ClassVar[tuple[str, ...]] = ("model", "optimizer", "epoch", "best_val", "best_epoch", "history", "best_state")
 
@@ -659,14 +659,20 @@ def load_checkpoint(folder_or_file: str) -> dict:
         path = os.path.join(path, CHECKPOINT_FILE)
     if not os.path.isfile(path):
         raise LtrayError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as f:
+        return read_checkpoint(f, path)
+
+
+def read_checkpoint(source, name: str) -> dict:
+    """:func:`load_checkpoint` of an open file or a BytesIO (a checkpoint read from a URI)."""
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
+        ck = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        raise LtrayError(f"{path} is not an ltray checkpoint (refused to load: {type(e).__name__}: "
+        raise LtrayError(f"{name} is not an ltray checkpoint (refused to load: {type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''})") from e
     need = set(TrainState.KEYS)
     if not isinstance(ck, dict) or not need <= set(ck):
-        raise LtrayError(f"{path} is not an ltray checkpoint (missing {sorted(need - set(ck) if isinstance(ck, dict) else need)})")
+        raise LtrayError(f"{name} is not an ltray checkpoint (missing {sorted(need - set(ck) if isinstance(ck, dict) else need)})")
     return ck
 
 

@@ -1,0 +1,161 @@
+"""Where a study's files live: a local folder or any ``pyarrow.fs`` URI (``s3://bucket/path``,
+``gs://bucket/path``, ``hdfs://...``). Every file of a study (tables, claims, stages, the
+experiment) is read and written through one :class:`Store`, so a trial on any node of a cluster
+writes where the driver reads. No Ray here.
+
+S3-compatible servers (MinIO, Ceph, moto) are reached the way every AWS tool is told:
+``AWS_ENDPOINT_URL_S3`` (or ``AWS_ENDPOINT_URL``) and the usual credential variables, on every node.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import urllib.parse
+import uuid
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from ltray.errors import LtrayError
+
+# object stores publish an object whole when its upload completes: a direct write is atomic there,
+# and their "rename" is a copy
+OBJECT_STORES = ("s3", "gcs")
+
+
+def is_uri(path: str) -> bool:
+    return "://" in str(path)
+
+
+def join(base: str, *parts: str) -> str:
+    """``base/part/...`` for a local path or a URI, keeping a URI's query (``?endpoint_override=``) last."""
+    if not is_uri(base):
+        return os.path.join(base, *parts)
+    u = urllib.parse.urlsplit(base)
+    path = "/".join([u.path.rstrip("/"), *(p.strip("/") for p in parts)])
+    return urllib.parse.urlunsplit((u.scheme, u.netloc, path, u.query, u.fragment))
+
+
+def parent(path: str) -> str:
+    """The folder holding ``path`` (a local path or a URI, whose query is kept)."""
+    if not is_uri(path):
+        return os.path.dirname(os.path.abspath(path))
+    u = urllib.parse.urlsplit(path)
+    return urllib.parse.urlunsplit(u._replace(path=u.path.rstrip("/").rsplit("/", 1)[0]))
+
+
+@dataclass(frozen=True)
+class Store:
+    """One folder (local or remote) and the filesystem that reaches it; paths are relative to it."""
+
+    uri: str
+    """The folder as the user gave it (a local path or a URI)."""
+    fs: pafs.FileSystem
+    root: str
+    """The folder's path inside ``fs``."""
+
+    @property
+    def local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *parts]) if parts else self.root
+
+    def uri_of(self, *parts: str) -> str:
+        """A path (local) or URI (remote) of ``parts`` that Ray's ``storage_path`` accepts."""
+        return join(self.uri, *parts)
+
+    def kind(self, *parts: str) -> pafs.FileType:
+        return self.fs.get_file_info(self.path(*parts)).type
+
+    def exists(self, *parts: str) -> bool:
+        return self.kind(*parts) != pafs.FileType.NotFound
+
+    def is_file(self, *parts: str) -> bool:
+        return self.kind(*parts) == pafs.FileType.File
+
+    def is_dir(self, *parts: str) -> bool:
+        return self.kind(*parts) == pafs.FileType.Directory
+
+    def listdir(self, *parts: str) -> list[pafs.FileInfo]:
+        """The entries of a folder (none if it does not exist), hidden ones (``.name``) left out."""
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path(*parts), allow_not_found=True))
+        return sorted((i for i in infos if not i.base_name.startswith(".")), key=lambda i: i.path)
+
+    def makedirs(self, *parts: str) -> None:
+        self.fs.create_dir(self.path(*parts), recursive=True)
+
+    def read_bytes(self, *parts: str) -> bytes:
+        """The file's bytes; FileNotFoundError if there is none."""
+        try:
+            with self.fs.open_input_stream(self.path(*parts)) as f:
+                return f.read()
+        except (FileNotFoundError, pa.ArrowIOError) as e:
+            if not self.exists(*parts):
+                raise FileNotFoundError(self.uri_of(*parts)) from e
+            raise
+
+    def write_bytes(self, data: bytes, *parts: str) -> None:
+        """Write a file atomically: readers see the old one or the whole new one, never a part.
+        Locally (and on HDFS) a temporary name then a rename; on an object store one upload."""
+        final = self.path(*parts)
+        folder = final.rsplit("/", 1)[0]
+        self.fs.create_dir(folder, recursive=True)
+        if self.fs.type_name in OBJECT_STORES:
+            with self.fs.open_output_stream(final) as out:
+                out.write(data)
+            return
+        tmp = f"{folder}/.{final.rsplit('/', 1)[1]}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            with self.fs.open_output_stream(tmp) as out:
+                out.write(data)
+            self.fs.move(tmp, final)
+        except BaseException:
+            try:
+                self.fs.delete_file(tmp)
+            except (OSError, pa.ArrowException):
+                pass
+            raise
+
+    def create_new(self, data: bytes, *parts: str) -> bool:
+        """Create the file unless it exists; True if this call created it. Exclusive on a local or
+        NFS folder (``O_EXCL``). An object store has no exclusive create: there the file is
+        written when absent and read back, so two writers within the same instant may both win."""
+        if self.local:
+            os.makedirs(os.path.dirname(self.path(*parts)) or ".", exist_ok=True)
+            try:
+                fd = os.open(self.path(*parts), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            return True
+        if self.exists(*parts):
+            return False
+        self.write_bytes(data, *parts)
+        return self.read_bytes(*parts) == data
+
+    def remove(self, *parts: str) -> None:
+        try:
+            self.fs.delete_file(self.path(*parts))
+        except FileNotFoundError:
+            pass
+
+    def move(self, src: tuple[str, ...], dest: tuple[str, ...]) -> None:
+        self.fs.create_dir(self.path(*dest).rsplit("/", 1)[0], recursive=True)
+        self.fs.move(self.path(*src), self.path(*dest))
+
+
+@functools.lru_cache(maxsize=64)
+def open_store(uri: str) -> Store:
+    """The Store of a folder or URI (cached: an S3 client resolves its bucket's region once)."""
+    uri = str(uri)
+    if not is_uri(uri):
+        return Store(os.path.abspath(uri), pafs.LocalFileSystem(), os.path.abspath(uri))
+    try:
+        fs, root = pafs.FileSystem.from_uri(uri)
+    except (pa.ArrowInvalid, ValueError, OSError) as e:
+        raise LtrayError(f"cannot open results location {uri}: {e}") from None
+    return Store(uri, fs, root.rstrip("/"))
