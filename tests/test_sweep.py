@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import optuna
 import pyarrow.parquet as pq
 import pytest
 
@@ -127,10 +128,16 @@ def test_asha_study_one_definition_from_searcher_to_summary(ray_head, tmp_path):
         assert summary[m["method"]][1] == pytest.approx(m["val_bal_acc"]["mean"] * 100, abs=0.006)
 
 
-def test_resume_after_the_driver_is_killed_does_not_retrain_finished_trials(ray_head, tmp_path):
+@pytest.mark.parametrize("storage", ["default", "journal", "rdb"])
+def test_resume_after_the_driver_is_killed_does_not_retrain_finished_trials(ray_head, tmp_path, storage):
+    """With each kind of search.storage: the SQLite default, Optuna's JournalStorage file, an RDB URL."""
+    url = {"default": "", "journal": f"journal:{tmp_path}/search/journal.log",
+           "rdb": f"sqlite:///{tmp_path}/search/elsewhere.db"}[storage]
+    (tmp_path / "search").mkdir()  # SQLite makes its file, not its folder (a missing one is refused)
     args = [sys.executable, "-m", "ltray.sweep", "experiments/quickstart.py", "--address", ray_head["address"],
             "--results", str(tmp_path), "--name", "resume", "--set", *TINY, "search.num_samples=3",
-            "methods=ce,balanced_softmax,logit_adjusted", "resources.max_concurrent_trials=1", "train.epochs=3"]
+            "methods=ce,balanced_softmax,logit_adjusted", "resources.max_concurrent_trials=1", "train.epochs=3",
+            *([f"search.storage={url}"] if url else [])]
     proc = subprocess.Popen(args, cwd=ROOT, env=ray_head["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     trials_dir = tmp_path / "resume" / "trials"
@@ -152,9 +159,12 @@ def test_resume_after_the_driver_is_killed_does_not_retrain_finished_trials(ray_
     assert sorted(t["method"] for t in trials) == ["balanced_softmax", "ce", "logit_adjusted"]
     after = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("resume/*/*.parquet") if p.stem == first_id}
     assert after == before  # the finished trial was not trained (or written) again
-    con = sqlite3.connect(tmp_path / "resume" / "optuna.db")
-    complete = con.execute("select count(*) from trials where state='COMPLETE'").fetchone()[0]
-    assert complete == 3
+    # the searcher was told every trial once, in the storage the study names
+    assert (tmp_path / "resume" / "optuna.db").is_file() == (storage == "default")
+    from ltray.search_storage import open_storage
+
+    study = optuna.load_study(storage=open_storage(url, str(tmp_path / "resume")), study_name="resume")
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 3
 
 
 def test_submit_as_a_ray_job_to_a_real_head_with_repeats(ray_head, tmp_path):
