@@ -233,6 +233,20 @@ def load_study(path: str, tables=TABLES) -> dict[str, pa.Table]:
     return out
 
 
+def study_file(path: str, name: str) -> str | None:
+    """The text of one file at the top of a study (``experiment.py``, ``experiment.json``), local
+    or under a URI; None when the study has no such file."""
+    fs, root = _fs(path)
+    target = f"{root.rstrip('/')}/{name}"
+    if fs.get_file_info(target).type != pafs.FileType.File:
+        return None
+    try:
+        with fs.open_input_stream(target) as f:
+            return f.read().decode("utf-8", errors="replace")
+    except OSError as e:
+        raise LtrayError(f"cannot read {target}: {e}") from None
+
+
 def finished_trials(path: str) -> dict[str, str]:
     """trial_id -> status of the trials already written in a study (empty if none)."""
     try:
