@@ -328,9 +328,11 @@ def report_tables(tables, which: str, baseline: str = "ce") -> list[Table]:
     return [la_report(tables["trials"]) if which == "la" else methods_report(tables["trials"])]
 
 
-def provenance(study: str, trials, trial_ids: frozenset[str], command: str, date: str) -> Provenance:
+def provenance(study: str, trials, trial_ids: frozenset[str], command: str, date: str,
+               where: str | None = None) -> Provenance:
     """What a table came from: the study's experiment files and, from the trials it uses, their
-    subset hashes per method and seed, code versions and package versions."""
+    subset hashes per method and seed, code versions and package versions. ``where``: the
+    study as printed (default ``study``)."""
     used = trials.filter(pc.is_in(trials["trial_id"], pa.array(sorted(trial_ids), pa.string())))
     rows = used.select(["study", "method", "seed", "subset_hash", "code_version", "versions"]).to_pylist()
     subsets: dict[str, list[tuple[int, str]]] = {}
@@ -341,7 +343,8 @@ def provenance(study: str, trials, trial_ids: frozenset[str], command: str, date
     def distinct(col: str) -> tuple[str, ...]:
         return tuple(sorted({r[col] for r in rows if r[col]}))
 
-    return Provenance(study=f"{', '.join(names)} ({study})" if names else study, command=command, date=date,
+    where = where or study
+    return Provenance(study=f"{', '.join(names)} ({where})" if names else where, command=command, date=date,
                       code_versions=distinct("code_version"), versions=distinct("versions"),
                       subsets=tuple((m, tuple(v)) for m, v in subsets.items()),
                       files=tuple((name, R.study_file(study, name) or "") for name in EXPERIMENT_FILES))
@@ -371,11 +374,12 @@ def main(argv: list[str] | None = None) -> int:
         if a.format == "text":
             text = as_text(out)
         else:
-            command = f"python -m ltray.report {a.study} --table {a.table}" + (
+            where = a.study.split("?", 1)[0]  # a URI's options may hold credentials: not printed
+            command = f"python -m ltray.report {where} --table {a.table}" + (
                 f" --baseline {a.baseline}" if a.table in ("paired", "gap") else "")
             used = frozenset().union(*(t.trial_ids for t in out))
             text = FORMATS[a.format](out, provenance(a.study, tables["trials"], used, command,
-                                                     datetime.date.today().isoformat()))
+                                                     datetime.date.today().isoformat(), where))
         _write(text, a.output)
     except LtrayError as e:
         print(f"error: {e}", file=sys.stderr)

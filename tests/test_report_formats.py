@@ -234,3 +234,31 @@ def test_numbers_finds_what_the_cells_hold():
     assert numbers("ce + post-hoc LA   -      nan  --") == ["-", "-", "-"]
     assert numbers("95.30-2.50") == ["95.30", "-2.50"]
     assert np.isclose(float(numbers("50.00 ± 0.00")[0]), 50.0)
+
+
+def test_a_study_on_s3_reads_through_pyarrow_fs(study, capsys, monkeypatch):
+    """Both commands on an S3 URI (moto's S3 server on 127.0.0.1): tables, experiment file, and no
+    URI options (where credentials may sit) in the provenance."""
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer  # the [test] extra's S3 server, only this test needs it
+
+    from ltray import query
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            monkeypatch.setenv(k, "test")
+        options = f"endpoint_override=http://{host}:{port}&scheme=http&region=us-east-1"
+        s3 = pafs.S3FileSystem(endpoint_override=f"http://{host}:{port}", scheme="http", region="us-east-1",
+                               allow_bucket_creation=True)
+        s3.create_dir("bucket")
+        pafs.copy_files(str(study), "bucket/fx", source_filesystem=pafs.LocalFileSystem(), destination_filesystem=s3)
+        uri = f"s3://bucket/fx?{options}"
+        md = _run(capsys, uri, "--format", "markdown")
+        assert md == _run(capsys, study, "--format", "markdown").replace(str(study), "s3://bucket/fx")
+        assert "endpoint" not in md and "experiment = Experiment()" in md
+        assert query.run(uri, "SELECT count(*) FROM trials").rows == [(len(TRIALS) + 1,)]
+    finally:
+        server.stop()
