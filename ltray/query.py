@@ -1,8 +1,8 @@
 """SQL over a stored study's tables (DuckDB), one relation per table: trials, epochs, per_class, ...
 
     python -m ltray.query results/quickstart            # each table: rows and columns
-    python -m ltray.query results/quickstart "SELECT method, avg(test_bal_acc) AS test FROM trials GROUP BY method"
-    python -m ltray.query results/quickstart "SELECT method, params['tau'] AS tau, test_bal_acc FROM trials" --format csv
+    python -m ltray.query results/quickstart "SELECT method, avg(test_bal_acc) FROM trials GROUP BY method"
+    python -m ltray.query results/quickstart "SELECT trial_id, params['tau'] AS tau FROM trials" --format csv
 
 ``params`` is a map<string, double>: ``params['tau']`` is the value, NULL for a method without
 tau (DuckDB >= 1.2; before, a one-element list); ``element_at(params, 'tau')`` is that list.
@@ -77,7 +77,8 @@ def listing(study: str) -> Result:
     rows = []
     for name in R.TABLES:
         tbl = R.load_study(study, (name,))[name]
-        cols = [f.name if not pa.types.is_nested(f.type) else f"{f.name} {str(f.type).replace(', ', ',')}" for f in tbl.schema]
+        cols = [f"{f.name} {str(f.type).replace(', ', ',')}" if pa.types.is_nested(f.type) else f.name
+                for f in tbl.schema]
         rows.append((name, tbl.num_rows, ", ".join(cols)))
     return Result(["table", "rows", "columns"], rows)
 
@@ -159,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("study", help="a study folder or URI (s3://..., gs://...)")
     p.add_argument("sql", nargs="?", help=f"a query over the tables {', '.join(R.TABLES)}; "
                                           "without it, each table's row count and columns")
-    p.add_argument("--format", choices=FORMATS, default="text", help="text (aligned, the default), csv, markdown or json")
+    p.add_argument("--format", choices=FORMATS, default="text",
+                   help="text (aligned, the default), csv, markdown or json")
     p.add_argument("--output", help="write to this file instead of standard output")
     a = p.parse_args(argv)
     try:
