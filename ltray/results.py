@@ -161,11 +161,6 @@ SCHEMAS: dict[str, pa.Schema] = {
 TABLES = tuple(SCHEMAS)
 
 
-def _fs(root: str) -> tuple[pafs.FileSystem, str]:
-    store = open_store(root)
-    return store.fs, store.root
-
-
 def table(name: str, rows: dict) -> pa.Table:
     """Columns (dict of lists/arrays) -> a Table with the fixed schema of ``name``."""
     schema = SCHEMAS[name]
@@ -227,6 +222,18 @@ def load_study(path: str, tables=TABLES) -> dict[str, pa.Table]:
                 warnings.warn(f"skipped unreadable results file {fi.path}: {type(e).__name__}: {e}", stacklevel=2)
         out[name] = pa.concat_tables(parts) if parts else schema.empty_table()
     return out
+
+
+def study_file(path: str, name: str) -> str | None:
+    """The text of one file at the top of a study (``experiment.py``, ``experiment.json``), local
+    or under a URI; None when the study has no such file."""
+    store = open_store(path)
+    try:
+        return store.read_bytes(name).decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise LtrayError(f"cannot read {store.uri_of(name)}: {e}") from None
 
 
 def finished_trials(path: str) -> dict[str, str]:
