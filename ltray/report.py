@@ -165,7 +165,7 @@ def _correct(stored: tuple, trial: dict, variant: str) -> np.ndarray:
     return f.argmax(1) == y
 
 
-def paired_table(tables, baseline: str = "ce", replicates: int = 4000, objective: str = "val_bal_acc") -> list[dict]:
+def paired_table(tables, baseline: str = "ce", replicates: int = 4000, objective: str | None = None) -> list[dict]:
     """Per compared row: test accuracy per group (mean +- 95% t-interval over seeds) and its paired
     difference from ``baseline`` (seed k against seed k: same subset and initial weights),
     with a bootstrap over seeds and test images (``ltray.stats.paired_difference``)."""
@@ -195,7 +195,7 @@ def paired_table(tables, baseline: str = "ce", replicates: int = 4000, objective
     return out
 
 
-def gap_table(tables, baseline: str = "ce", objective: str = "val_bal_acc") -> list[dict]:
+def gap_table(tables, baseline: str = "ce", objective: str | None = None) -> list[dict]:
     """The protocol gap per compared row and group: the test accuracy a study would publish if it
     chose the epoch (and, with post-hoc LA, tau) on test, minus ltray's validation-chosen figure;
     mean +- 95% CI over seeds. Needs ``train.track_test`` (the epochs' test columns)."""

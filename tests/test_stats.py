@@ -5,7 +5,7 @@ import pytest
 
 from fixtures_study import trial_row
 from ltray import results as R
-from ltray.report import gap_table, paired_table
+from ltray.report import best_configurations, gap_table, paired_table
 from ltray.stats import pair_counts, paired_difference
 
 GROUPS = {"overall": np.array([True, True]), "head": np.array([True, False]), "none": np.array([False, False])}
@@ -194,3 +194,28 @@ def test_the_dashboard_and_the_cli_show_the_reports_paired_numbers(tmp_path, cap
     for line in paired_lines(tabs):
         assert line in out
     assert "protocol gap" in out
+
+
+def test_the_paired_and_gap_tables_select_on_the_studys_own_objective(tmp_path):
+    """A study tuned on val_few: the paired and gap tables use the configuration the methods
+    table (and the searcher) chose by that objective, not the one best on val_bal_acc."""
+    labels = np.repeat([0, 1, 2], 4)
+    right, wrong = np.eye(3)[labels] * 5, np.eye(3)[(labels + 1) % 3] * 5
+    curve = [(0.5, 0.5, 0.5, 0.5, 0.5)]
+    runs = [(f"{c}{k}", m, k, right if c == "a" else wrong, labels, curve, 0.0)
+            for c, m in (("c", "ce"), ("a", "lade"), ("b", "lade")) for k in (0, 1)]
+    _study(tmp_path, runs)
+    for c, tau, val_bal_acc, val_few in (("c", 0.0, 0.5, 0.5), ("a", 1.0, 0.9, 0.1), ("b", 2.0, 0.5, 0.8)):
+        for k in (0, 1):
+            t = R.load_study(str(tmp_path), ("trials",))["trials"].to_pylist()
+            row = {key: [v] for key, v in next(r for r in t if r["trial_id"] == f"{c}{k}").items()}
+            row.update(params=[{"tau": tau} if c != "c" else {}], val_bal_acc=[val_bal_acc], val_few=[val_few],
+                       objective=["val_few"])
+            R.write_table(str(tmp_path), "trials", f"{c}{k}", R.table("trials", row))
+    tabs = R.load_study(str(tmp_path))
+    chosen = {r["trial_id"] for r in best_configurations(tabs["trials"])["lade"]}
+    assert chosen == {"b0", "b1"}
+    paired = {r["row"]: r for r in paired_table(tabs, "ce", replicates=200)}
+    assert set(paired["lade"]["trial_ids"]) == {"b0", "b1", "c0", "c1"}
+    gap = {r["row"]: r for r in gap_table(tabs, "ce")}
+    assert set(gap["lade"]["trial_ids"]) == chosen
