@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import subprocess
@@ -56,6 +57,7 @@ def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespa
     # once connected; locally they are checked now, before Ray starts
     on_cluster = bool(a.address or os.environ.get("RAY_ADDRESS"))
     validate(exp, None if on_cluster else _local_resources())
+    _check_loggers_installed(exp.search.loggers)
     # dataset defaults made explicit: experiment.json records what the trials use (digits-lt's 15
     # validation images per class, not a 0 or a number it cannot hold)
     exp = dataclasses.replace(exp, data=resolve(exp.data))
@@ -76,6 +78,15 @@ def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespa
     if exp.search.storage:  # an unreachable database fails now, not after Ray has started
         search_storage.open_storage(exp.search.storage, study_dir)
     return exp, a, study_dir
+
+
+def _check_loggers_installed(loggers: tuple[str, ...]) -> None:
+    """Fail before Ray starts if a logger's package is missing here, where the sweep's driver
+    (and so Tune's logger callbacks) runs; in a Ray Job that is the cluster. Each logger's import
+    name and ltray extra are its own name (``ltray.experiment.LOGGERS``)."""
+    for name in loggers:
+        if importlib.util.find_spec(name) is None:
+            raise LtrayError(f"search.loggers={name} needs the {name} package: pip install 'ltray[{name}]'")
 
 
 def _check_writable(results: str, min_free_mb: float = 0.0) -> None:

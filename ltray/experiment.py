@@ -25,6 +25,11 @@ from ltray.space import declared_ranges
 from ltray.train import ORACLE_TAU_MAX, Recipe
 
 
+# Experiment trackers search.loggers may name (Ray Tune logger callbacks, built in ltray.loggers);
+# each one's import name and ltray extra share its name: pip install 'ltray[mlflow]'
+LOGGERS = ("mlflow", "wandb")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The network."""
@@ -60,6 +65,12 @@ class SearchConfig:
     """Optuna's storage: "" = SQLite <study>/optuna.db (for results on a URI: a local file on the driver,
     copied to <study>/optuna.db after each trial); an RDB URL (postgresql://user@host/db); or
     journal:PATH, Optuna's JournalStorage file (safe on NFS)."""
+    loggers: tuple[str, ...] = ()
+    """Also log every trial to experiment trackers through Ray Tune's callbacks: "mlflow", "wandb" (one run per trial)."""
+    mlflow_uri: str = ""
+    """MLflow tracking URI; "" = $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory (MLflow's own default)."""
+    wandb_project: str = ""
+    """Weights & Biases project; "" = the study name."""
 
     def validate(self, epochs: int, n_methods: int) -> None:
         """Its own fields, given the study's ``train.epochs`` and number of methods."""
@@ -82,6 +93,11 @@ class SearchConfig:
         search_storage.check(self.storage)
         if not self.duplicate_wait_s > 0:
             raise LtrayError(f"search.duplicate_wait_s must be > 0, got {self.duplicate_wait_s}")
+        unknown = [name for name in self.loggers if name not in LOGGERS]
+        if unknown:
+            raise LtrayError(f"search.loggers: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(LOGGERS)}")
+        if len(set(self.loggers)) != len(self.loggers):
+            raise LtrayError(f"search.loggers lists a logger twice: {self.loggers}")
         if self.search_defaults_first and self.num_samples < n_methods:
             raise LtrayError(f"search.num_samples={self.num_samples} is fewer than the {n_methods} methods; "
                              "every method runs once at its defaults first")

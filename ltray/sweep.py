@@ -16,7 +16,7 @@ import uuid
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
-from ltray import recovery, search_storage
+from ltray import loggers, recovery, search_storage
 from ltray import results as R
 from ltray.core.metrics import VAL_METRICS
 from ltray.errors import LtrayError
@@ -281,7 +281,8 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
                 max_concurrent_trials=_concurrency(exp, ray.cluster_resources()),
                 metric=None if len(exp.search.objectives) == 2 else metric, mode=None if len(exp.search.objectives) == 2 else "max"),
             run_config=tune.RunConfig(name="tune", storage_path=tune_path, verbose=0,
-                                      callbacks=[_progress_callback(metric, study_dir, exp.search.storage)],
+                                      callbacks=[_progress_callback(metric, study_dir, exp.search.storage),
+                                                 *loggers.tune_callbacks(exp.search, exp.name)],
                                       # Train restarts its own workers; an in-process trial is
                                       # restarted by Tune, from its last checkpoint
                                       failure_config=tune.FailureConfig(max_failures=r.max_failures if r.in_process else 0),
