@@ -72,7 +72,7 @@ def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespa
         if not store.is_dir():
             raise LtrayError(f"--resume: no study at {study_dir}")
         if store.is_file("experiment.json") and \
-                json.loads(store.read_bytes("experiment.json")) != json.loads(json.dumps(to_dict(exp), default=list)):
+                not _same_experiment(json.loads(store.read_bytes("experiment.json")), exp):
             raise LtrayError(f"--resume: the experiment differs from the one {study_dir} was started with "
                              f"({join(study_dir, 'experiment.json')}); resume with the same file and --set values")
     if exp.search.storage:  # an unreachable database fails now, not after Ray has started
@@ -87,6 +87,24 @@ def _check_loggers_installed(loggers: tuple[str, ...]) -> None:
     for name in loggers:
         if importlib.util.find_spec(name) is None:
             raise LtrayError(f"search.loggers={name} needs the {name} package: pip install 'ltray[{name}]'")
+
+
+def _same_experiment(saved: dict, exp: Experiment) -> bool:
+    """Whether ``exp`` is the experiment a study was started with (its experiment.json). A field
+    added to ltray since then, which the file lacks, counts as the same while it holds its default."""
+    plain = lambda e: json.loads(json.dumps(to_dict(e), default=list))  # noqa: E731
+    return saved == _without_new_defaults(plain(exp), saved, plain(Experiment()))
+
+
+def _without_new_defaults(now: dict, saved: dict, default: dict) -> dict:
+    out = {}
+    for k, v in now.items():
+        if k not in saved and k in default and v == default[k]:
+            continue
+        if isinstance(v, dict) and isinstance(saved.get(k), dict) and isinstance(default.get(k), dict):
+            v = _without_new_defaults(v, saved[k], default[k])
+        out[k] = v
+    return out
 
 
 def _check_writable(results: str, min_free_mb: float = 0.0) -> None:

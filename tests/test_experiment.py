@@ -145,3 +145,22 @@ def test_submit_retries_only_while_the_job_agent_is_not_ready(monkeypatch):
         submit._submit(Head([RuntimeError("denied"), "never"]), "x")
     with pytest.raises(LtrayError, match="No available agent"):
         submit._submit(Head([busy] * 3), "x", wait_s=-1)
+
+
+def test_a_study_from_before_a_new_field_resumes_while_the_field_keeps_its_default(tmp_path):
+    import json
+
+    from ltray.experiment import to_dict
+
+    args = ["experiments/quickstart.py", "--results", str(tmp_path)]
+    exp, _, study_dir = prepare(args)
+    old = json.loads(json.dumps(to_dict(exp), default=list))
+    for new in ("storage", "loggers", "mlflow_uri", "wandb_project"):  # fields added by issue 14
+        del old["search"][new]
+    os.makedirs(study_dir)
+    with open(os.path.join(study_dir, "experiment.json"), "w") as f:
+        json.dump(old, f)
+    prepare(args + ["--resume"])
+    for changed in ("search.storage=journal:/tmp/x.log", "train.epochs=2"):
+        with pytest.raises(LtrayError, match="experiment differs"):
+            prepare(args + ["--resume", "--set", changed])
