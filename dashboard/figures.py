@@ -308,8 +308,8 @@ def param_importances(info: ImportancesInfo) -> go.Figure:
     fig.update_layout(title=title, xaxis_title="PED-ANOVA importance (share of the total)",
                       yaxis_title="parameter", yaxis_autorange="reversed")  # most important on top
     if info.note:
-        fig.add_annotation(text=info.note, showarrow=False, x=1, y=0, xref="paper", yref="paper",
-                           xanchor="right", yanchor="bottom")
+        fig.add_annotation(text=info.note, showarrow=False, x=0, y=1, xref="paper", yref="paper",
+                           xanchor="left", yanchor="bottom")  # above the bars: a share-1 bar fills the width
     return fig
 
 
