@@ -14,7 +14,8 @@ import dash
 from dash import Input, Output, State, dash_table, dcc, html
 
 from dashboard import figures as F
-from dashboard.studies import PAIRED_TABLES, StudyRefused, list_studies, load, optuna_storage, resolve, signature
+from dashboard.studies import (PAIRED_TABLES, StudyRefused, importances, list_studies, load, optuna_storage, resolve,
+                               signature)
 
 REFRESH_MS = 5000
 
@@ -77,9 +78,9 @@ def create_app(results: str | Path) -> dash.Dash:
         return options, wanted, f"/{wanted}", wanted, ""
 
     @functools.lru_cache(maxsize=8)
-    def _search(path: str, sig: float):
+    def _search(path: str, sig: float):  # redrawn when optuna.db changes; importances only when a trial finishes
         st = optuna_storage(Path(path))
-        return F.search_figures(*st) if st else {}
+        return F.search_figures(*st, importances=functools.partial(importances, Path(path))) if st else {}
 
     @app.callback(Output("trials", "data"), Output("best", "children"), Output("shots", "figure"),
                   Output("shifts", "figure"), Output("pc-trials", "options"), Output("tau-trial", "options"),

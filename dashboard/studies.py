@@ -1,13 +1,17 @@
 """Reading studies for the dashboard: names from the browser are resolved strictly inside the
-results folder, tables are cached by file modification times, and unreadable files become
-warnings shown on the page."""
+results folder, tables are cached by file modification times, parameter importances by the set of
+finished trials, and unreadable files become warnings shown on the page."""
 
 from __future__ import annotations
 
+import datetime
 import threading
 import warnings
 from pathlib import Path
 
+import optuna
+
+from dashboard import figures as F
 from ltray import results as R
 
 TABLES = ("trials", "epochs", "per_class", "shifts", "tau_curve", "virtual", "stages")
@@ -89,3 +93,27 @@ def optuna_storage(path: Path) -> tuple[str, str] | None:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:  # read-only: the dashboard never writes
         row = con.execute("select study_name from studies limit 1").fetchone()
     return (f"sqlite:///{db}", row[0]) if row else None
+
+
+def _finished(study: optuna.Study) -> tuple[int, datetime.datetime | None]:
+    """(count, last completion) of the study's finished trials: it changes when a trial finishes,
+    not when a running one reports an epoch (which changes optuna.db's modification time)."""
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return len(done), max((t.datetime_complete for t in done), default=None)
+
+
+_importances: dict[tuple[str, str], tuple[tuple, F.ImportancesInfo]] = {}
+
+
+def importances(path: Path, study: optuna.Study) -> F.ImportancesInfo:
+    """``figures.importances_info`` of the Optuna study of the study folder ``path``, computed
+    once per set of finished trials and reused by every refresh until another trial finishes."""
+    key, sig = (str(path), study.study_name), _finished(study)
+    with _lock:
+        hit = _importances.get(key)
+        if hit and hit[0] == sig:
+            return hit[1]
+    info = F.importances_info(study)
+    with _lock:
+        _importances[key] = (sig, info)
+    return info
