@@ -15,7 +15,8 @@ from dash import Input, Output, State, dash_table, dcc, html
 
 from dashboard import figures as F
 from dashboard.studies import (PAIRED_TABLES, StudyRefused, importances, list_studies, load, optuna_storage, resolve,
-                               signature)
+                               search_signature, signature)
+from ltray.storage import is_uri
 
 REFRESH_MS = 5000
 
@@ -29,7 +30,7 @@ def _section(title: str, *children) -> html.Div:
 
 
 def create_app(results: str | Path) -> dash.Dash:
-    root = Path(results).expanduser()
+    root = str(results) if is_uri(str(results)) else str(Path(results).expanduser().resolve())
     app = dash.Dash(__name__, title="ltray dashboard", suppress_callback_exceptions=True)
     app.layout = html.Div(style={"fontFamily": "sans-serif", "margin": "16px"}, children=[
         dcc.Location(id="url"),
@@ -66,7 +67,7 @@ def create_app(results: str | Path) -> dash.Dash:
         options = [{"label": n, "value": n} for n in names]
         if not names:
             return options, None, "/", None, html.Div([
-                html.P(f"No study in {root.resolve()} yet. Run a first one:"),
+                html.P(f"No study in {root.split('?')[0]} yet. Run a first one:"),
                 html.Pre("python -m ltray.sweep experiments/quickstart.py"),
                 html.P("then reload this page (it also refreshes by itself).")])
         trigger = dash.ctx.triggered_id
@@ -78,9 +79,9 @@ def create_app(results: str | Path) -> dash.Dash:
         return options, wanted, f"/{wanted}", wanted, ""
 
     @functools.lru_cache(maxsize=8)
-    def _search(path: str, sig: float):  # redrawn when optuna.db changes; importances only when a trial finishes
-        st = optuna_storage(Path(path))
-        return F.search_figures(*st, importances=functools.partial(importances, Path(path))) if st else {}
+    def _search(path: str, sig):  # redrawn when the search state changes; importances only when a trial finishes
+        st = optuna_storage(path)
+        return F.search_figures(*st, importances=functools.partial(importances, path)) if st else {}
 
     @app.callback(Output("trials", "data"), Output("best", "children"), Output("shots", "figure"),
                   Output("shifts", "figure"), Output("pc-trials", "options"), Output("tau-trial", "options"),
@@ -103,8 +104,7 @@ def create_app(results: str | Path) -> dash.Dash:
                                     f"{b['test_bal_acc'] * 100:.2f} ({b['n']} seed(s)) "
                                     + ", ".join(f"{k}={v:.4g}" for k, v in b["params"].items()))
                             for b in best])
-        db = path / "optuna.db"
-        search = _search(str(path), db.stat().st_mtime if db.is_file() else 0.0)
+        search = _search(path, search_signature(path))
         warn = html.Div([html.P(f"Warning: {n}", className="warning") for n in notes]) if notes else ""
         return (F.trials_rows(t), [warn, best_div], F.shot_bars(t), F.shifts(tables["shifts"], t), ids, ids,
                 [{"label": d, "value": d} for d in dive], search.get("history", empty), search.get("importance", empty),
@@ -117,11 +117,11 @@ def create_app(results: str | Path) -> dash.Dash:
             path = resolve(root, name)
         except StudyRefused:
             return [], F._empty("", "")
-        return _paired(str(path), signature(path))
+        return _paired(path, signature(path))
 
     @functools.lru_cache(maxsize=8)
     def _paired(path: str, sig: tuple):  # recomputed only when one of the study's files changed
-        tables, _ = load(Path(path), PAIRED_TABLES)
+        tables, _ = load(path, PAIRED_TABLES)
         return F.paired_rows(tables), F.gap_bars(tables)
 
     def chosen_graph(graph: str, picker: str, draw, multi: bool) -> None:

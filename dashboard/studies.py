@@ -5,14 +5,23 @@ finished trials, and unreadable files become warnings shown on the page."""
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 
 import optuna
+import pyarrow.fs as pafs
 
 from dashboard import figures as F
 from ltray import results as R
+from ltray import search_storage
+from ltray.storage import is_uri, join, open_store
 
 TABLES = ("trials", "epochs", "per_class", "shifts", "tau_curve", "virtual", "stages")
 # the paired comparison needs every trial's test logits: read only for it (the largest table)
@@ -23,40 +32,41 @@ class StudyRefused(ValueError):
     """A study name that does not name a study folder inside the results folder."""
 
 
-def list_studies(root: Path) -> list[str]:
-    """Folders under ``root`` that hold a study (a trials table or an experiment file)."""
-    if not root.is_dir():
+def list_studies(root: str) -> list[str]:
+    """Folders under ``root`` (a folder or a URI) that hold a study (a trials table or an experiment file)."""
+    store = open_store(str(root))
+    if not store.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and ((p / "trials").is_dir() or (p / "experiment.json").is_file()))
+    return sorted(i.base_name for i in store.listdir() if i.type == pafs.FileType.Directory
+                  and (store.is_dir(i.base_name, "trials") or store.is_file(i.base_name, "experiment.json")))
 
 
-def resolve(root: Path, name: str | None) -> Path:
-    """The study folder for a name coming from the browser; anything resolving outside ``root``
-    (``..``, absolute paths, links out) or not a study is refused."""
+def resolve(root: str, name: str | None) -> str:
+    """The study folder (path or URI) for a name coming from the browser; anything resolving
+    outside ``root`` (``..``, absolute paths, links out, a nested name) or not a study is refused."""
     if not name or not isinstance(name, str) or "\x00" in name:
         raise StudyRefused("no study chosen")
-    base = root.resolve()
-    path = (base / name).resolve()
-    if path.parent != base:
-        raise StudyRefused(f"refused study {name!r}: it is not a folder directly inside the results folder")
+    if is_uri(str(root)):
+        path = join(str(root), name)
+        if "/" in name or name in (".", ".."):
+            raise StudyRefused(f"refused study {name!r}: it is not a folder directly inside the results folder")
+    else:
+        base = Path(root).resolve()
+        path = str((base / name).resolve())
+        if Path(path).parent != base:
+            raise StudyRefused(f"refused study {name!r}: it is not a folder directly inside the results folder")
     if name not in list_studies(root):
         raise StudyRefused(f"no study {name!r} in {root}")
     return path
 
 
-def signature(path: Path) -> tuple:
+def signature(path: str) -> tuple:
+    """What changes when a study's files change: names, sizes and modification times."""
+    store = open_store(path)
     sig = []
-    for t in TABLES + ("logits", "optuna.db"):
-        p = path / t
-        try:
-            if p.is_dir():
-                sig.append((t, tuple(sorted((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in p.iterdir()))))
-            elif p.is_file():
-                sig.append((t, p.stat().st_mtime_ns))
-        except FileNotFoundError:  # a file replaced while listing: the next refresh sees it
-            sig.append((t, "changing"))
-    return tuple(sig)
+    for t in TABLES + ("logits",):
+        sig.append((t, tuple((i.base_name, i.mtime_ns, i.size) for i in store.listdir(t))))
+    return (*sig, ("search", search_signature(path)))
 
 
 _cache: dict[str, tuple[tuple, dict, list[str]]] = {}
@@ -64,7 +74,7 @@ _lock = threading.Lock()
 _read_lock = threading.Lock()
 
 
-def load(path: Path, names: tuple[str, ...] = TABLES) -> tuple[dict, list[str]]:
+def load(path: str, names: tuple[str, ...] = TABLES) -> tuple[dict, list[str]]:
     """(tables, warnings) of a study; re-read only when one of its files changed."""
     sig = signature(path)
     key = f"{path}|{','.join(names)}"
@@ -76,23 +86,73 @@ def load(path: Path, names: tuple[str, ...] = TABLES) -> tuple[dict, list[str]]:
     # threads) would take each other's warnings, so reads are serialised
     with _read_lock, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        tables = R.load_study(str(path), names)
+        tables = R.load_study(path, names)
     notes = [str(w.message) for w in caught if "results file" in str(w.message)]
     with _lock:
         _cache[key] = (sig, tables, notes)
     return tables, notes
 
 
-def optuna_storage(path: Path) -> tuple[str, str] | None:
-    """(storage URL, study name) of the study's Optuna SQLite file, if it has one."""
-    db = path / "optuna.db"
-    if not db.is_file():
+def optuna_storage(path: str) -> tuple[object, str] | None:
+    """(Optuna storage, study name) of a study: the ``search.storage`` its experiment.json names,
+    else its ``optuna.db`` (for a study on a URI, a local copy of it), if it has one."""
+    storage = _search_storage(path)
+    if not storage:
+        db = _local_db(path)
+        if db is None:
+            return None
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:  # read-only: the dashboard never writes
+            row = con.execute("select study_name from studies limit 1").fetchone()
+        return (f"sqlite:///{db}", row[0]) if row else None
+    try:
+        opened = search_storage.open_storage(storage, path)
+        names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
+    except Exception:  # a database this machine cannot reach: the page shows no search figures
         return None
-    import sqlite3
+    return (opened, names[0]) if names else None
 
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:  # read-only: the dashboard never writes
-        row = con.execute("select study_name from studies limit 1").fetchone()
-    return (f"sqlite:///{db}", row[0]) if row else None
+
+def search_signature(path: str):
+    """Changes when the search state may have: optuna.db's (or the journal's) modification
+    time; every 30 s for a database server."""
+    storage = _search_storage(path)
+    if storage.startswith(search_storage.JOURNAL):
+        try:
+            return os.stat(storage[len(search_storage.JOURNAL):]).st_mtime_ns
+        except OSError:
+            return None
+    if storage:
+        return int(time.time() // 30)
+    info = open_store(path).fs.get_file_info(open_store(path).path("optuna.db"))
+    return (info.mtime_ns, info.size) if info.type == pafs.FileType.File else None
+
+
+def _search_storage(path: str) -> str:
+    text = R.study_file(path, "experiment.json")
+    try:
+        return (json.loads(text).get("search") or {}).get("storage", "") if text else ""
+    except ValueError:
+        return ""
+
+
+def _local_db(path: str) -> str | None:
+    """optuna.db of a local study; for one on a URI, a local copy refreshed when it changed."""
+    store = open_store(path)
+    if store.local:
+        db = os.path.join(store.root, "optuna.db")
+        return db if os.path.isfile(db) else None
+    sig = search_signature(path)
+    if sig is None:
+        return None
+    copy = os.path.join(tempfile.gettempdir(), "ltray-dashboard", hashlib.sha256(path.encode()).hexdigest()[:16],
+                        f"optuna-{sig[0]}.db")
+    if not os.path.isfile(copy):
+        os.makedirs(os.path.dirname(copy), exist_ok=True)
+        tmp = f"{copy}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(store.read_bytes("optuna.db"))
+        os.replace(tmp, copy)
+    return copy
 
 
 def _finished(study: optuna.Study) -> tuple[int, datetime.datetime | None]:
@@ -105,7 +165,7 @@ def _finished(study: optuna.Study) -> tuple[int, datetime.datetime | None]:
 _importances: dict[tuple[str, str], tuple[tuple, F.ImportancesInfo]] = {}
 
 
-def importances(path: Path, study: optuna.Study) -> F.ImportancesInfo:
+def importances(path: str, study: optuna.Study) -> F.ImportancesInfo:
     """``figures.importances_info`` of the Optuna study of the study folder ``path``, computed
     once per set of finished trials and reused by every refresh until another trial finishes."""
     key, sig = (str(path), study.study_name), _finished(study)

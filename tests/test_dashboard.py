@@ -120,7 +120,7 @@ def test_resolve_refuses_names_outside_the_results_folder(tmp_path):
     write_study(results, "fx", with_optuna=False)
     write_study(tmp_path, "outside", with_optuna=False)
     (results / "link").symlink_to(tmp_path / "outside")
-    assert resolve(results, "fx") == (results / "fx").resolve()
+    assert resolve(results, "fx") == str((results / "fx").resolve())
     for bad in ("../outside", "/etc", "fx/../../outside", "link", "", None, "nope", "fx/trials"):
         with pytest.raises(StudyRefused):
             resolve(results, bad)
