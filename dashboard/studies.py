@@ -96,7 +96,7 @@ def load(path: str, names: tuple[str, ...] = TABLES) -> tuple[dict, list[str]]:
 def optuna_storage(path: str) -> tuple[object, str] | None:
     """(Optuna storage, study name) of a study: the ``search.storage`` its experiment.json names,
     else its ``optuna.db`` (for a study on a URI, a local copy of it), if it has one."""
-    storage = _search_storage(path)
+    storage, study_name = _search_storage(path)
     if not storage:
         db = _local_db(path)
         if db is None:
@@ -104,18 +104,20 @@ def optuna_storage(path: str) -> tuple[object, str] | None:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:  # read-only: the dashboard never writes
             row = con.execute("select study_name from studies limit 1").fetchone()
         return (f"sqlite:///{db}", row[0]) if row else None
-    try:
+    if storage.startswith(search_storage.JOURNAL) and not os.path.isfile(storage[len(search_storage.JOURNAL):]):
+        return None  # opening would create it: the dashboard only reads
+    try:  # one storage may hold many studies (a shared journal): this study's is named after it
         opened = search_storage.open_storage(storage, path)
-        names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
+        names = {s.study_name for s in optuna.get_all_study_summaries(opened)}
     except Exception:  # a database this machine cannot reach: the page shows no search figures
         return None
-    return (opened, names[0]) if names else None
+    return (opened, study_name) if study_name in names else None
 
 
 def search_signature(path: str):
     """Changes when the search state may have: optuna.db's (or the journal's) modification
     time; every 30 s for a database server."""
-    storage = _search_storage(path)
+    storage, _ = _search_storage(path)
     if storage.startswith(search_storage.JOURNAL):
         try:
             return os.stat(storage[len(search_storage.JOURNAL):]).st_mtime_ns
@@ -127,12 +129,14 @@ def search_signature(path: str):
     return (info.mtime_ns, info.size) if info.type == pafs.FileType.File else None
 
 
-def _search_storage(path: str) -> str:
-    text = R.study_file(path, "experiment.json")
+def _search_storage(path: str) -> tuple[str, str]:
+    """(search.storage, study name) from the study's experiment.json."""
+    folder = path.rstrip("/").split("?")[0].rsplit("/", 1)[-1]
     try:
-        return (json.loads(text).get("search") or {}).get("storage", "") if text else ""
+        exp = json.loads(R.study_file(path, "experiment.json") or "{}")
     except ValueError:
-        return ""
+        return "", folder
+    return (exp.get("search") or {}).get("storage", ""), exp.get("name") or folder
 
 
 def _local_db(path: str) -> str | None:
@@ -144,14 +148,17 @@ def _local_db(path: str) -> str | None:
     sig = search_signature(path)
     if sig is None:
         return None
-    copy = os.path.join(tempfile.gettempdir(), "ltray-dashboard", hashlib.sha256(path.encode()).hexdigest()[:16],
-                        f"optuna-{sig[0]}.db")
+    folder = os.path.join(tempfile.gettempdir(), "ltray-dashboard", hashlib.sha256(path.encode()).hexdigest()[:16])
+    copy = os.path.join(folder, f"optuna-{sig[0]}.db")
     if not os.path.isfile(copy):
-        os.makedirs(os.path.dirname(copy), exist_ok=True)
-        tmp = f"{copy}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")  # two callbacks may fetch at once
+        with os.fdopen(fd, "wb") as f:
             f.write(store.read_bytes("optuna.db"))
         os.replace(tmp, copy)
+        for old in os.listdir(folder):  # earlier copies: an open one stays readable until closed
+            if old != os.path.basename(copy) and old.endswith(".db"):
+                os.remove(os.path.join(folder, old))
     return copy
 
 

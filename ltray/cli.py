@@ -18,7 +18,7 @@ from ltray import results as R
 from ltray.data import resolve
 from ltray.errors import LtrayError
 from ltray.experiment import Experiment, apply_overrides, describe_fields, load_experiment, to_dict, validate
-from ltray.storage import is_uri, join, open_store, parent
+from ltray.storage import is_uri, join, open_store, parent, shown
 
 
 def _local_resources() -> dict:
@@ -60,7 +60,8 @@ def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespa
     _check_loggers_installed(exp.search.loggers)
     # dataset defaults made explicit: experiment.json records what the trials use (digits-lt's 15
     # validation images per class, not a 0 or a number it cannot hold)
-    exp = dataclasses.replace(exp, data=resolve(exp.data))
+    exp = dataclasses.replace(exp, data=resolve(exp.data),
+                              search=dataclasses.replace(exp.search, storage=search_storage.absolute(exp.search.storage)))
     study_dir = join(a.results, exp.name)
     _check_writable(a.results, exp.resources.min_free_mb)
     store = open_store(study_dir)
@@ -167,7 +168,7 @@ def print_summary(study_dir: str) -> None:
     from ltray.report import best_configurations, gap_lines, paired_lines
 
     t = R.load_study(study_dir, ("trials",))["trials"]
-    print(f"\n{t.num_rows} trials in {study_dir}")
+    print(f"\n{t.num_rows} trials in {shown(study_dir)}")
     print(f"{'method':<18} {'seeds':>5} {'val':>7} {'test':>7} {'+post-hoc':>9} {'many':>7} {'medium':>7} {'few':>7}")
     cols = ("val_bal_acc", "test_bal_acc", "test_bal_acc_posthoc", "test_many", "test_medium", "test_few")
     best = best_configurations(t)
@@ -185,5 +186,5 @@ def print_summary(study_dir: str) -> None:
             print("\n" + "\n".join(paired_lines(tables, "ce") + [""] + gap_lines(tables, "ce")))
         except LtrayError as e:  # e.g. a trial's logits unreadable: the study itself is fine
             print(f"\n(no paired comparison: {e})")
-    print(f"\nLook at them: python -m dashboard --results {parent(study_dir)}")
+    print(f"\nLook at them: python -m dashboard --results {shown(parent(study_dir))}")
 

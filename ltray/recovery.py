@@ -27,9 +27,10 @@ FULL = "results disk full"  # in every ResultsFull message: the driver finds it 
 
 def free_mb(path: str) -> float:
     """Free space (MiB) on the disk holding path; unbounded for an object store (a URI)."""
-    if not open_store(path).local:
+    store = open_store(path)
+    if not store.local:
         return float("inf")
-    return shutil.disk_usage(path).free / 2**20
+    return shutil.disk_usage(store.root).free / 2**20
 
 
 def check_space(study_dir: str, min_free_mb: float) -> None:

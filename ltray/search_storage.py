@@ -2,8 +2,8 @@
 or a JournalStorage file. No Ray here; Optuna is imported only when a storage is opened.
 
 - ``""`` (default): ``<study>/optuna.db``. A study on a URI (``s3://...``) cannot hold SQLite, so
-  the driver keeps the file in a local cache and copies it to ``<study>/optuna.db`` after each
-  trial; ``--resume`` from another machine starts from that copy.
+  the driver keeps a working copy in its temporary folder and copies it to ``<study>/optuna.db``
+  after each trial; ``--resume`` on another machine starts from that copy.
 - ``postgresql://...``, ``mysql+pymysql://...``, ``sqlite:////abs/path.db``: Optuna's RDBStorage.
 - ``journal:PATH``: Optuna's JournalStorage on an append-only file (safe on NFS, where SQLite's
   locks are not).
@@ -11,6 +11,7 @@ or a JournalStorage file. No Ray here; Optuna is imported only when a storage is
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -18,7 +19,7 @@ import sqlite3
 import tempfile
 
 from ltray.errors import LtrayError
-from ltray.storage import join, open_store
+from ltray.storage import join, open_store, shown
 
 JOURNAL = "journal:"
 _URL = re.compile(r"^[a-z][a-z0-9+]*://")
@@ -31,13 +32,25 @@ def check(value: str) -> None:
                          f"(postgresql://..., sqlite:////path.db) or journal:PATH, got {value!r}")
 
 
+def absolute(value: str) -> str:
+    """``value`` with a relative journal or SQLite path made absolute from the working directory:
+    the study records where its search lives, and the dashboard, run from elsewhere, finds it."""
+    if value.startswith(JOURNAL):
+        return JOURNAL + os.path.abspath(value[len(JOURNAL):])
+    if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+        return "sqlite:///" + os.path.abspath(value[len("sqlite:///"):])
+    return value
+
+
 def local_db(study_dir: str) -> str:
-    """The default SQLite file: in the study folder, or (for a study on a URI) a local cache."""
-    if open_store(study_dir).local:
-        return os.path.join(open_store(study_dir).root, "optuna.db")
-    blob = hashlib.sha256(study_dir.encode()).hexdigest()[:16]
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "ltray", "optuna", blob, "optuna.db")
+    """The default SQLite file: in the study folder, or (for a study on a URI) a working copy in
+    the temporary folder, at a path every machine computes alike: a resumed searcher, restored
+    from Tune's state on another machine, reopens the same path."""
+    store = open_store(study_dir)
+    if store.local:
+        return os.path.join(store.root, "optuna.db")
+    blob = hashlib.sha256(shown(study_dir).encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), "ltray-optuna", blob, "optuna.db")
 
 
 def open_storage(value: str, study_dir: str, resume: bool = False):
@@ -54,8 +67,8 @@ def open_storage(value: str, study_dir: str, resume: bool = False):
             return optuna.storages.RDBStorage(value)
         db = local_db(study_dir)
         os.makedirs(os.path.dirname(db), exist_ok=True)
-        if resume and not os.path.isfile(db):
-            _fetch_copy(study_dir, db)
+        if not open_store(study_dir).local:
+            _working_copy(study_dir, db, resume)
         return optuna.storages.RDBStorage(f"sqlite:///{db}")
     except LtrayError:
         raise
@@ -72,15 +85,38 @@ def publish(value: str, study_dir: str) -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         copy = os.path.join(tmp, "optuna.db")
-        with sqlite3.connect(db) as src, sqlite3.connect(copy) as dest:
+        with contextlib.closing(sqlite3.connect(db)) as src, contextlib.closing(sqlite3.connect(copy)) as dest:
             src.backup(dest)
         with open(copy, "rb") as f:
             store.write_bytes(f.read(), "optuna.db")
 
 
-def _fetch_copy(study_dir: str, db: str) -> None:
+def _working_copy(study_dir: str, db: str, resume: bool) -> None:
+    """A new study starts from no file (a deleted study's copy must not come back); a resumed
+    one from the study's copy, unless this machine's file knows more trials (its driver died
+    after the last copy)."""
+    if not resume:
+        if os.path.isfile(db):
+            os.remove(db)
+        return
     store = open_store(study_dir)
-    if store.is_file("optuna.db"):
-        with open(db, "wb") as f:
-            f.write(store.read_bytes("optuna.db"))
-        print(f"search state: resuming from the copy at {join(study_dir, 'optuna.db')}", flush=True)
+    if not store.is_file("optuna.db"):
+        return
+    data = store.read_bytes("optuna.db")
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = os.path.join(tmp, "optuna.db")
+        with open(copy, "wb") as f:
+            f.write(data)
+        if os.path.isfile(db) and _trials(db) >= _trials(copy):
+            return
+    with open(db, "wb") as f:
+        f.write(data)
+    print(f"search state: resuming from the copy at {shown(join(study_dir, 'optuna.db'))}", flush=True)
+
+
+def _trials(db: str) -> int:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+            return con.execute("select count(*) from trials").fetchone()[0]
+    except sqlite3.Error:  # an empty or foreign file
+        return -1

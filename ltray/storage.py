@@ -34,8 +34,14 @@ def join(base: str, *parts: str) -> str:
     if not is_uri(base):
         return os.path.join(base, *parts)
     u = urllib.parse.urlsplit(base)
-    path = "/".join([u.path.rstrip("/"), *(p.strip("/") for p in parts)])
+    # percent-encoded (pyarrow decodes it): a study named "run#2" must not end the path at "#"
+    path = "/".join([u.path.rstrip("/"), *(urllib.parse.quote(p.strip("/"), safe="") for p in parts)])
     return urllib.parse.urlunsplit((u.scheme, u.netloc, path, u.query, u.fragment))
+
+
+def shown(uri: str) -> str:
+    """A location fit to print: a URI without its query, where options (and keys) may sit."""
+    return uri.split("?", 1)[0] if is_uri(uri) else uri
 
 
 def parent(path: str) -> str:
@@ -99,7 +105,8 @@ class Store:
 
     def write_bytes(self, data: bytes, *parts: str) -> None:
         """Write a file atomically: readers see the old one or the whole new one, never a part.
-        Locally (and on HDFS) a temporary name then a rename; on an object store one upload."""
+        Locally (and on NFS) a temporary name then a rename; on S3 and GCS one upload. (Other
+        filesystems rename as they can: HDFS replaces a file by deleting it first.)"""
         final = self.path(*parts)
         folder = final.rsplit("/", 1)[0]
         self.fs.create_dir(folder, recursive=True)
@@ -148,12 +155,18 @@ class Store:
         self.fs.move(self.path(*src), self.path(*dest))
 
 
-@functools.lru_cache(maxsize=64)
 def open_store(uri: str) -> Store:
     """The Store of a folder or URI (cached: an S3 client resolves its bucket's region once)."""
     uri = str(uri)
+    if uri.startswith("file://"):
+        uri = urllib.parse.unquote(urllib.parse.urlsplit(uri).path)
+    return _open(uri if is_uri(uri) else os.path.abspath(uri))  # a relative path: from today's folder
+
+
+@functools.lru_cache(maxsize=64)
+def _open(uri: str) -> Store:
     if not is_uri(uri):
-        return Store(os.path.abspath(uri), pafs.LocalFileSystem(), os.path.abspath(uri))
+        return Store(uri, pafs.LocalFileSystem(), uri)
     try:
         fs, root = pafs.FileSystem.from_uri(uri)
     except (pa.ArrowInvalid, ValueError, OSError) as e:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sqlite3
 import time
 import uuid
 
@@ -23,7 +24,7 @@ from ltray.errors import LtrayError
 from ltray.evaluate import failed_trial_row
 from ltray.experiment import Experiment, validate
 from ltray.space import Space, default_points, split_config
-from ltray.storage import join, open_store, parent
+from ltray.storage import join, open_store, parent, shown
 from ltray.trial import (TrialSpec, label_unfinished, meta_of, row_without_result, stored_result, train_trial,
                          wait_for_original)
 
@@ -189,7 +190,7 @@ def _progress_callback(metric: str, study_dir: str, storage: str):
             recovery.mark_ended(study_dir, trial.trial_id, "complete", result={k: last[k] for k in keep if k in last},
                                 config=_what(trial.config))
             self.backup()
-            search_storage.publish(storage, study_dir)
+            _publish(storage, study_dir)
 
         def on_trial_error(self, iteration, trials, trial, **info):
             try:  # Tune's error file lives in the driver's local session folder, not the results disk
@@ -199,9 +200,18 @@ def _progress_callback(metric: str, study_dir: str, storage: str):
             why = f"{recovery.FULL}; --resume runs it again" if recovery.FULL in error else "see the trials table"
             print(f"[{trial.trial_id}] FAILED: {_knobs(trial.config)} ({why})", flush=True)
             recovery.mark_ended(study_dir, trial.trial_id, "error", error=_last_line(error), config=_what(trial.config))
-            search_storage.publish(storage, study_dir)
+            _publish(storage, study_dir)
 
     return Progress()
+
+
+def _publish(storage: str, study_dir: str) -> None:
+    """Copy the search state to the study's URI; a failed copy (the store unreachable for a
+    moment) is a warning, and the next trial's end copies it again."""
+    try:
+        search_storage.publish(storage, study_dir)
+    except (OSError, sqlite3.Error) as e:
+        print(f"warning: could not copy the search state to {shown(study_dir)}: {e}", flush=True)
 
 
 def _what(config: dict) -> dict:
@@ -291,7 +301,7 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
     expected = exp.search.num_samples * exp.repeats
     try:
         errors = [r.error for r in tuner.fit() if r.error is not None]
-        search_storage.publish(exp.search.storage, study_dir)
+        _publish(exp.search.storage, study_dir)
         label_unfinished(exp, study_dir)
     except Exception as e:  # a full disk breaks Tune's own state files and error pickles too
         if not (recovery.disk_full(e) or _low_space(exp, study_dir)):
@@ -336,7 +346,7 @@ def launch(exp: Experiment, study_dir: str, address: str | None, resume: bool, o
         if on_connected is not None:
             on_connected()
         print(f"study {exp.name}: {exp.search.num_samples * exp.repeats} trials of {', '.join(exp.methods)} on "
-              f"{exp.data.name} (rho={exp.data.rho:g}), results in {study_dir}", flush=True)
+              f"{exp.data.name} (rho={exp.data.rho:g}), results in {shown(study_dir)}", flush=True)
         return run_study(exp, study_dir, resume=resume)
     finally:
         ray.shutdown()
@@ -349,7 +359,7 @@ def check_nodes_share(results: str, timeout_s: float = 120.0) -> None:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     nodes = [n for n in ray.nodes() if n["Alive"]]
-    if len(nodes) < 2:
+    if len(nodes) < 2 and not ray.util.client.ray.is_connected():  # a ray:// driver is off the cluster
         return
     store, marker = open_store(results), f".ltray-node-probe-{uuid.uuid4().hex[:8]}"
     store.write_bytes(marker.encode(), marker)
@@ -357,11 +367,14 @@ def check_nodes_share(results: str, timeout_s: float = 120.0) -> None:
         probe = ray.remote(num_cpus=0)(_sees)
         answers = ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
                            .remote(results, marker) for n in nodes], timeout=timeout_s)
+    except ray.exceptions.GetTimeoutError:
+        raise LtrayError(f"the cluster's nodes did not answer within {timeout_s:g} s whether they see the results "
+                         f"under {shown(results)}; nothing was run") from None
     finally:
         store.remove(marker)
     blind = [f"node {n['NodeID'][:12]} at {n['NodeManagerAddress']} {why}" for n, why in zip(nodes, answers) if why]
     if blind:
-        raise LtrayError(f"the results under {results} are not shared by every node of this cluster: "
+        raise LtrayError(f"the results under {shown(results)} are not shared by every node of this cluster: "
                          + "; ".join(blind) + ". Pass --results a URI every node reaches (s3://bucket/path, gs://...) "
                          "or a folder on a shared filesystem (NFS); nothing was run")
 

@@ -49,10 +49,15 @@ def test_a_study_whose_search_storage_is_a_journal_shows_its_search(tmp_path):
 
     results = tmp_path / "results"
     study = write_study(results, "jr", with_optuna=False)
-    journal = f"journal:{tmp_path}/search/jr.log"
-    (study / "experiment.json").write_text(json.dumps({"search": {"storage": journal}}))
-    optuna.create_study(storage=open_storage(journal, str(study)), study_name="jr",
-                        direction="maximize").optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=4)
+    journal = f"journal:{tmp_path}/search/shared.log"
+    (study / "experiment.json").write_text(json.dumps({"name": "jr", "search": {"storage": journal}}))
+    # one journal holds two studies (a shared search file): the page shows this study's
+    for name, n in (("other", 2), ("jr", 4)):
+        optuna.create_study(storage=open_storage(journal, str(study)), study_name=name,
+                            direction="maximize").optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=n)
     storage, name = optuna_storage(str(study))
     assert name == "jr" and len(optuna.load_study(study_name=name, storage=storage).trials) == 4
     assert not (study / "optuna.db").exists()
+    # a journal that is not there is not made by the dashboard, which only reads
+    (study / "experiment.json").write_text(json.dumps({"name": "jr", "search": {"storage": journal + ".gone"}}))
+    assert optuna_storage(str(study)) is None and not (tmp_path / "search" / "shared.log.gone").exists()

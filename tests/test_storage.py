@@ -99,18 +99,40 @@ def test_a_bad_search_storage_is_refused_before_ray_starts(tmp_path):
     assert not (tmp_path / "quickstart").exists()  # nothing written
 
 
-def test_the_default_search_state_of_a_uri_study_is_copied_and_fetched_back(s3, tmp_path, monkeypatch):
+def test_the_default_search_state_of_a_uri_study_is_copied_and_fetched_back(s3):
+    import os
+
     import optuna
 
     from ltray import search_storage
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     study_dir = f"{s3['bucket']}/{uuid.uuid4().hex[:8]}/st"
-    storage = search_storage.open_storage("", study_dir)
-    optuna.create_study(storage=storage, study_name="st").optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    run = lambda storage, n: optuna.create_study(storage=storage, study_name="st", load_if_exists=True).optimize(  # noqa: E731
+        lambda t: t.suggest_float("x", 0, 1), n_trials=n)
+    run(search_storage.open_storage("", study_dir), 3)
     search_storage.publish("", study_dir)
-    # another driver machine (an empty cache) resumes from the copy on the URI
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other"))
+    db = search_storage.local_db(study_dir)
+    # another driver machine (no working copy; the path is the same on every machine) resumes from the copy
+    os.remove(db)
     again = search_storage.open_storage("", study_dir, resume=True)
     assert len(optuna.load_study(storage=again, study_name="st").trials) == 3
-    assert search_storage.local_db(study_dir).startswith(str(tmp_path / "other"))
+    # this machine's file, ahead of the copy (its driver died before copying), is kept on resume
+    run(again, 2)
+    again = search_storage.open_storage("", study_dir, resume=True)
+    assert len(optuna.load_study(storage=again, study_name="st").trials) == 5
+    # a new study of the same name (the old one deleted) does not inherit the old search
+    fresh = search_storage.open_storage("", study_dir)
+    assert optuna.get_all_study_summaries(fresh) == []
+
+
+def test_names_that_mean_something_in_a_uri_stay_in_the_path(s3, tmp_path, monkeypatch):
+    base = f"{s3['bucket']}/{uuid.uuid4().hex[:8]}"
+    for name in ("run#2", "a b", "50%"):
+        open_store(join(base, name)).write_bytes(name.encode(), "x")
+    assert sorted(i.base_name for i in open_store(base).listdir()) == ["50%", "a b", "run#2"]
+    # a relative folder is the one under the working directory of the call; file:// is local
+    monkeypatch.chdir(tmp_path)
+    assert open_store("res").root == str(tmp_path / "res")
+    monkeypatch.chdir(tmp_path.parent)
+    assert open_store("res").root == str(tmp_path.parent / "res")
+    assert open_store(f"file://{tmp_path}/res").local
