@@ -157,7 +157,8 @@ def _progress_callback(metric: str, study_dir: str, storage: str):
     class Progress(tune.Callback):
         """A line per trial result, one per finished or failed trial; records how Tune ended each
         trial (``recovery.mark_ended``); keeps a whole copy of Tune's state (when a trial starts or
-        ends, and at most every 10 s in between)."""
+        ends, and at most every 10 s in between); copies a URI study's search state along with
+        Tune's own."""
 
         last_backup = 0.0
 
@@ -190,7 +191,6 @@ def _progress_callback(metric: str, study_dir: str, storage: str):
             recovery.mark_ended(study_dir, trial.trial_id, "complete", result={k: last[k] for k in keep if k in last},
                                 config=_what(trial.config))
             self.backup()
-            _publish(storage, study_dir)
 
         def on_trial_error(self, iteration, trials, trial, **info):
             try:  # Tune's error file lives in the driver's local session folder, not the results disk
@@ -200,7 +200,12 @@ def _progress_callback(metric: str, study_dir: str, storage: str):
             why = f"{recovery.FULL}; --resume runs it again" if recovery.FULL in error else "see the trials table"
             print(f"[{trial.trial_id}] FAILED: {_knobs(trial.config)} ({why})", flush=True)
             recovery.mark_ended(study_dir, trial.trial_id, "error", error=_last_line(error), config=_what(trial.config))
+
+        def get_state(self):
+            """Tune asks right after saving its searcher's state: the copy of the search state
+            taken now holds every trial that saved searcher knows, which a resume needs."""
             _publish(storage, study_dir)
+            return None  # nothing of its own to restore
 
     return Progress()
 
