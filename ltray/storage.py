@@ -129,7 +129,7 @@ class Store:
     def create_new(self, data: bytes, *parts: str) -> bool:
         """Create the file unless it exists; True if this call created it. Exclusive on a local or
         NFS folder (``O_EXCL``). An object store has no exclusive create: there the file is
-        written when absent and read back, so two writers within the same instant may both win."""
+        written when absent and read back, so two writers less than one upload and read-back apart may both win."""
         if self.local:
             os.makedirs(os.path.dirname(self.path(*parts)) or ".", exist_ok=True)
             try:
