@@ -2,17 +2,13 @@
 normalised to sum to C). In expectation this is the balanced risk, so its logits carry no
 training prior."""
 
-from ltray.core.losses import inverse_frequency_weights, weighted_cross_entropy
+from ltray.core.losses import inverse_frequency_weights
 from ltray.methods import Method, register
+from ltray.methods.ce import weighted_ce_loss
 
 
 def _loss(counts, epochs, hp, teacher=None):
-    weight = inverse_frequency_weights(counts).float()
-
-    def loss(out, y, epoch, x):
-        return weighted_cross_entropy(out, y, weight)
-
-    return loss
+    return weighted_ce_loss(inverse_frequency_weights(counts).float())
 
 
 METHOD = register(Method(

@@ -9,8 +9,8 @@ import dataclasses
 
 import torch
 
-from ltray.core.losses import drw_weights, weighted_cross_entropy
 from ltray.methods import Method, register
+from ltray.methods.cb_ce import class_balanced_loss
 from ltray.methods.ce import ce_loss
 
 
@@ -31,15 +31,6 @@ def max_norm(net, hp) -> None:
     w.copy_(torch.renorm(w, p=2, dim=0, maxnorm=hp["max_norm"]))
 
 
-def _stage2_loss(counts, epochs, hp, teacher=None):
-    weight = drw_weights(counts, hp["beta"]).float()
-
-    def loss(out, y, epoch, x):
-        return weighted_cross_entropy(out, y, weight)
-
-    return loss
-
-
 CE_WD = register(Method(
     name="ce_wd",
     summary="CE with tuned (larger) weight decay: weight balancing's first stage",
@@ -52,7 +43,7 @@ CE_WD = register(Method(
 WB = register(Method(
     name="wb",
     summary="weight balancing: stage-1 ce_wd backbone, classifier fine-tuned with class-balanced CE + MaxNorm",
-    make_loss=_stage2_loss,
+    make_loss=class_balanced_loss,
     defaults={"epochs": 10, "wd": 5e-3, "beta": 0.9999, "max_norm": 0.1},
     space=lambda trial: {"epochs": trial.suggest_int("epochs", 5, 30),
                          "max_norm": trial.suggest_float("max_norm", 0.05, 1.0, log=True)},
