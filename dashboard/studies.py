@@ -61,12 +61,10 @@ def resolve(root: str, name: str | None) -> str:
 
 
 def signature(path: str) -> tuple:
-    """What changes when a study's files change: names, sizes and modification times."""
+    """What changes when a study's tables change: names, sizes and modification times (the
+    search state has its own, :func:`search_signature`)."""
     store = open_store(path)
-    sig = []
-    for t in TABLES + ("logits",):
-        sig.append((t, tuple((i.base_name, i.mtime_ns, i.size) for i in store.listdir(t))))
-    return (*sig, ("search", search_signature(path)))
+    return tuple((t, tuple((i.base_name, i.mtime_ns, i.size) for i in store.listdir(t))) for t in TABLES + ("logits",))
 
 
 _cache: dict[str, tuple[tuple, dict, list[str]]] = {}
@@ -125,7 +123,8 @@ def search_signature(path: str):
             return None
     if storage:
         return int(time.time() // 30)
-    info = open_store(path).fs.get_file_info(open_store(path).path("optuna.db"))
+    store = open_store(path)
+    info = store.fs.get_file_info(store.path("optuna.db"))
     return (info.mtime_ns, info.size) if info.type == pafs.FileType.File else None
 
 
@@ -151,11 +150,7 @@ def _local_db(path: str) -> str | None:
     folder = os.path.join(tempfile.gettempdir(), "ltray-dashboard", hashlib.sha256(path.encode()).hexdigest()[:16])
     copy = os.path.join(folder, f"optuna-{sig[0]}.db")
     if not os.path.isfile(copy):
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")  # two callbacks may fetch at once
-        with os.fdopen(fd, "wb") as f:
-            f.write(store.read_bytes("optuna.db"))
-        os.replace(tmp, copy)
+        store.fetch(copy, "optuna.db")
         for old in os.listdir(folder):  # earlier copies: an open one stays readable until closed
             if old != os.path.basename(copy) and old.endswith(".db"):
                 os.remove(os.path.join(folder, old))

@@ -102,15 +102,12 @@ def _working_copy(study_dir: str, db: str, resume: bool) -> None:
     store = open_store(study_dir)
     if not store.is_file("optuna.db"):
         return
-    data = store.read_bytes("optuna.db")
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = os.path.join(tmp, "optuna.db")
-        with open(copy, "wb") as f:
-            f.write(data)
-        if os.path.isfile(db) and _trials(db) >= _trials(copy):
-            return
-    with open(db, "wb") as f:
-        f.write(data)
+    copy = db + ".copy"
+    store.fetch(copy, "optuna.db")
+    if os.path.isfile(db) and _trials(db) >= _trials(copy):
+        os.remove(copy)
+        return
+    os.replace(copy, db)
     print(f"search state: resuming from the copy at {shown(join(study_dir, 'optuna.db'))}", flush=True)
 
 

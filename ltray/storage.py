@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 import urllib.parse
 import uuid
 from dataclasses import dataclass
@@ -124,6 +125,19 @@ class Store:
                 self.fs.delete_file(tmp)
             except (OSError, pa.ArrowException):
                 pass
+            raise
+
+    def fetch(self, dest: str, *parts: str) -> None:
+        """Copy the file to the local path ``dest`` atomically (two fetches may run at once)."""
+        folder = os.path.dirname(os.path.abspath(dest))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.read_bytes(*parts))
+            os.replace(tmp, dest)
+        except BaseException:
+            os.remove(tmp)
             raise
 
     def create_new(self, data: bytes, *parts: str) -> bool:
