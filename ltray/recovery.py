@@ -1,5 +1,5 @@
-"""What lets a study survive crashes and a full disk: claims on configurations, a verified copy
-of Tune's state, and disk-space checks. No Ray imports: the sweep calls these around Tune.
+"""What lets a study survive crashes and a full disk: claims on configurations, a whole copy of
+Tune's state, and disk-space checks. No Ray imports: the sweep calls these around Tune.
 """
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import os
 import shutil
 import warnings
 
@@ -106,66 +105,91 @@ def claims(study_dir: str) -> dict[str, dict]:
     return out
 
 
-# Tune rewrites these in place after trials; a full disk (or a kill mid-write) truncates them, and
-# Tune then silently starts the study afresh. The progress callback keeps a verified copy.
+# Tune's state: the trials (experiment_state), how many it generated (search_gen_state) and the
+# searcher's own state. Tune saves the set in the driver's staging folder, then uploads it to the
+# study in the background, file by file: a driver killed mid-upload leaves a torn set (a newer
+# trial count than trial list: --resume then never runs a trial), and a full disk truncates a
+# file (Tune then silently starts the study afresh). The progress callback copies each save's
+# set whole to ray/tune/good/ (snapshot_tune_state); --resume puts it back (restore_tune_state).
 TUNE_STATE = ("experiment_state-", "search_gen_state-", "searcher-state-")
+TUNE_DIR = ("ray", "tune")
+GOOD = (*TUNE_DIR, "good")
+MANIFEST = "set.json"  # written last: names and sha256 of a whole set
 
 
-def tune_state_files(tune_dir: str) -> dict[str, str] | None:
-    """The newest file of each kind, if every one is whole (JSON parses; pickle ends in STOP)."""
+def tune_state_files(folder: str, *parts: str) -> dict[str, bytes] | None:
+    """The newest file of each kind (name -> bytes) in a local folder or a study's subfolder, if
+    every one is whole (JSON parses; a pickle ends in STOP); None otherwise."""
+    store = open_store(folder)
+    names = [i.base_name for i in store.listdir(*parts) if i.type == pafs.FileType.File]
     files = {}
-    for kind in TUNE_STATE:
-        names = sorted(n for n in os.listdir(tune_dir) if n.startswith(kind)) if os.path.isdir(tune_dir) else []
-        if not names:
-            return None
-        files[kind] = os.path.join(tune_dir, names[-1])
     try:
-        for kind, path in files.items():
-            data = open(path, "rb").read()
+        for kind in TUNE_STATE:
+            newest = max((n for n in names if n.startswith(kind)), default=None)
+            if newest is None:
+                return None
+            data = store.read_bytes(*parts, newest)
             if kind == "experiment_state-":
                 json.loads(data)
             elif not data.endswith(b"."):  # the others are pickles, whatever their suffix
                 return None
+            files[newest] = data
     except (OSError, ValueError):
         return None
     return files
 
 
-def backup_tune_state(tune_dir: str) -> None:
-    """Copy a whole set of Tune's state files to tune_dir/good/, all or none."""
-    files = tune_state_files(tune_dir)
+def snapshot_tune_state(staging: str, study_dir: str) -> bool:
+    """Copy the set Tune has just saved in its staging folder to the study's ray/tune/good/, the
+    manifest last. Called while Tune saves, so the set is one save's, whole and consistent."""
+    files = tune_state_files(staging)
     if files is None:
-        return
-    good = os.path.join(tune_dir, "good")
+        return False
+    store = open_store(study_dir)
+    for name, data in files.items():
+        store.write_bytes(data, *GOOD, name)
+    manifest = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    store.write_bytes(json.dumps(manifest, sort_keys=True).encode(), *GOOD, MANIFEST)
+    for info in store.listdir(*GOOD):  # an earlier session's set (its names carry the session)
+        if info.base_name not in manifest and info.base_name != MANIFEST:
+            store.remove(*GOOD, info.base_name)
+    return True
+
+
+def _snapshot(study_dir: str) -> tuple[dict[str, bytes] | None, bool]:
+    """The set under ray/tune/good/ if its manifest matches every file, and whether it had one
+    (a study from before the manifest: its whole set, which may be older than Tune's)."""
+    store = open_store(study_dir)
     try:
-        os.makedirs(good, exist_ok=True)
-        staged = []
-        for path in files.values():
-            tmp = os.path.join(good, "." + os.path.basename(path) + ".tmp")
-            shutil.copyfile(path, tmp)
-            staged.append((tmp, os.path.join(good, os.path.basename(path))))
-        for old in os.listdir(good):
-            if not old.startswith(".") and old not in {os.path.basename(d) for _, d in staged}:
-                os.remove(os.path.join(good, old))
-        for tmp, dest in staged:
-            os.replace(tmp, dest)
-    except OSError:  # e.g. the disk is full: the previous copy stays
-        pass
+        manifest = json.loads(store.read_bytes(*GOOD, MANIFEST))
+    except FileNotFoundError:
+        return tune_state_files(study_dir, *GOOD), False
+    except (OSError, ValueError):
+        return None, True
+    try:
+        files = {name: store.read_bytes(*GOOD, name) for name in manifest}
+    except OSError:
+        return None, True
+    ok = all(hashlib.sha256(data).hexdigest() == manifest[name] for name, data in files.items())
+    return (files if ok else None), True  # a copy cut off midway: Tune's own set is all there is
 
 
-def repair_tune_state(tune_dir: str) -> None:
-    good = os.path.join(tune_dir, "good")
-    if tune_state_files(tune_dir) is not None or tune_state_files(good) is None:
+def restore_tune_state(study_dir: str) -> None:
+    """On --resume, before Tune restores: Tune's own set replaced by the snapshot where they
+    differ (a torn or lagging upload, a truncated file). The snapshot is never older than Tune's
+    last save, unless copying it failed (a warning then); a damaged own set is replaced anyway."""
+    snap, checked = _snapshot(study_dir)
+    own = tune_state_files(study_dir, *TUNE_DIR)
+    if snap is None or own == snap or (own is not None and not checked):
         return
-    for kind in TUNE_STATE:
-        for n in os.listdir(tune_dir):
-            if n.startswith(kind):
-                os.remove(os.path.join(tune_dir, n))
-    for n in os.listdir(good):
-        if not n.startswith("."):
-            shutil.copyfile(os.path.join(good, n), os.path.join(tune_dir, n))
-    print("Tune's saved state was damaged (a full disk or a kill mid-write); resuming from the copy taken "
-          "after the last trial ended", flush=True)
+    store = open_store(study_dir)
+    for info in store.listdir(*TUNE_DIR):
+        if info.type == pafs.FileType.File and info.base_name.startswith(TUNE_STATE):
+            store.remove(*TUNE_DIR, info.base_name)
+    for name, data in snap.items():
+        store.write_bytes(data, *TUNE_DIR, name)
+    why = "damaged (a full disk or a kill mid-write)" if own is None else "torn or behind (an upload cut off)"
+    print(f"Tune's saved state was {why}; resuming from the whole copy taken at its last save", flush=True)
 
 
 def drop_damaged_train_state(run_dir: str) -> None:

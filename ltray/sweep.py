@@ -151,28 +151,19 @@ def _concurrency(exp: Experiment, cluster: dict) -> int:
 def _progress_callback(metric: str, study_dir: str, storage: str):
     from ray import tune
 
-    local = open_store(study_dir).local
-    tune_dir = os.path.join(study_dir, "ray", "tune")
 
     class Progress(tune.Callback):
         """A line per trial result, one per finished or failed trial; records how Tune ended each
-        trial (``recovery.mark_ended``); keeps a whole copy of Tune's state (when a trial starts or
-        ends, and at most every 10 s in between); copies a URI study's search state along with
-        Tune's own."""
+        trial (``recovery.mark_ended``); at each of Tune's saves, copies its state whole to the
+        study, with a URI study's search state."""
 
-        last_backup = 0.0
+        staging = ""  # the driver's folder where Tune saves its state before uploading it
 
-        def backup(self, every_s: float = 0.0):
-            if time.monotonic() - self.last_backup >= every_s:
-                if local:  # on a URI Tune uploads whole files: nothing is ever half-written there
-                    recovery.backup_tune_state(tune_dir)
-                self.last_backup = time.monotonic()
-
-        def on_trial_start(self, iteration, trials, trial, **info):
-            self.backup()
+        def on_step_begin(self, iteration, trials, **info):
+            if trials and not self.staging:
+                self.staging = trials[0].local_experiment_path
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            self.backup(every_s=10.0)
             if "trial_epoch" not in result:
                 return
             head = f"[{trial.trial_id}] {trial.config.get('method')}"
@@ -190,7 +181,6 @@ def _progress_callback(metric: str, study_dir: str, storage: str):
             print(f"[{trial.trial_id}] done: {_knobs(trial.config)}", flush=True)
             recovery.mark_ended(study_dir, trial.trial_id, "complete", result={k: last[k] for k in keep if k in last},
                                 config=_what(trial.config))
-            self.backup()
 
         def on_trial_error(self, iteration, trials, trial, **info):
             try:  # Tune's error file lives in the driver's local session folder, not the results disk
@@ -202,21 +192,24 @@ def _progress_callback(metric: str, study_dir: str, storage: str):
             recovery.mark_ended(study_dir, trial.trial_id, "error", error=_last_line(error), config=_what(trial.config))
 
         def get_state(self):
-            """Tune asks right after saving its searcher's state: the copy of the search state
-            taken now holds every trial that saved searcher knows, which a resume needs."""
-            _publish(storage, study_dir)
+            """Tune asks while it saves, right after writing its trials and its searcher's
+            state: copied now, Tune's state and the search state are one consistent set."""
+            _publish(storage, study_dir, self.staging)
             return None  # nothing of its own to restore
 
     return Progress()
 
 
-def _publish(storage: str, study_dir: str) -> None:
-    """Copy the search state to the study's URI; a failed copy (the store unreachable for a
-    moment) is a warning, and the next trial's end copies it again."""
+def _publish(storage: str, study_dir: str, staging: str = "") -> None:
+    """Copy the search state to the study's URI, then Tune's saved state to the study; a failed
+    copy (the store unreachable for a moment, a full disk) is a warning, and Tune's next save
+    copies both again."""
     try:
         search_storage.publish(storage, study_dir)
+        if staging:
+            recovery.snapshot_tune_state(staging, study_dir)
     except (OSError, sqlite3.Error) as e:
-        print(f"warning: could not copy the search state to {shown(study_dir)}: {e}", flush=True)
+        print(f"warning: could not copy the search and Tune state to {shown(study_dir)}: {e}", flush=True)
 
 
 def _what(config: dict) -> dict:
@@ -270,8 +263,7 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
     metric = exp.search.objectives[0]
     if resume:
         recovery.release_stale_claims(study_dir)
-        if open_store(study_dir).local:
-            recovery.repair_tune_state(os.path.join(tune_path, "tune"))
+        recovery.restore_tune_state(study_dir)
         # the restored searcher reopens its storage: the default SQLite of a study on a URI is
         # fetched from the study's copy first when this machine has none
         search_storage.open_storage(exp.search.storage, study_dir, resume=True)

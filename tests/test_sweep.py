@@ -20,6 +20,7 @@ from ltray.core.posthoc import pc_adjust, tau_curve
 from ltray.core.longtail import shifted_test_indices
 from ltray.data import DataConfig, load_data
 from ltray.evaluate import SHIFT_ADJUSTMENTS, code_version
+from ltray.storage import open_store
 
 pytestmark = pytest.mark.ray
 TINY = ["train.epochs=2", "train.warmup_epochs=1", "search.num_samples=2", "methods=ce,balanced_softmax"]
@@ -155,10 +156,16 @@ def test_resume_after_the_driver_is_killed_does_not_retrain_finished_trials(ray_
     assert before["trials"].num_rows == 1
     if storage == "s3":  # another machine: the search comes back from the study's copy on S3
         os.remove(local_db(study_dir))
+    # Tune's own upload of its state, cut off by the kill: ltray's whole copy of the set is put back
+    store = open_store(study_dir)
+    newest = max(i.base_name for i in store.listdir("ray", "tune") if i.base_name.startswith("experiment_state-"))
+    store.write_bytes(store.read_bytes("ray", "tune", newest)[:10], "ray", "tune", newest)
     r = subprocess.run(args + ["--resume"], cwd=ROOT, env=ray_head["env"], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     trials = R.load_study(study_dir)["trials"].to_pylist()
-    assert len(trials) == 3 and all(t["status"] == "completed" for t in trials)
+    assert len(trials) == 3 and all(t["status"] == "completed" for t in trials), \
+        [(t["method"], t["status"], t["error"]) for t in trials]
+    assert "Tune's saved state was damaged" in r.stdout
     assert sorted(t["method"] for t in trials) == ["balanced_softmax", "ce", "logit_adjusted"]
     # the finished trial was not trained (or written) again
     first = before["trials"].to_pylist()[0]
