@@ -24,6 +24,14 @@ class ResultsFull(RuntimeError):
 FULL = "results disk full"  # in every ResultsFull message: the driver finds it in Tune's errors
 
 
+class ProcessDied(RuntimeError):
+    """A process or node of the trial died (killed, out of memory, preempted) after Train's own
+    restarts: not an error of the trial's code, so no ``failed`` row; ``--resume`` runs it again."""
+
+
+DIED = "a process of the trial died"  # in every ProcessDied message, as FULL
+
+
 def free_mb(path: str) -> float:
     """Free space (MiB) on the disk holding path; unbounded for an object store (a URI)."""
     store = open_store(path)

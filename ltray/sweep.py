@@ -121,12 +121,37 @@ def _finish(study_dir: str, trial_id: str) -> None:
 
 
 def _record_failure(spec: TrialSpec, e: Exception, wall_s: float) -> None:
-    """A failed trial gets its row, unless the disk is full: then it raises ResultsFull instead,
-    leaving the trial unrecorded so that --resume trains it."""
+    """A failed trial gets its row, unless the disk is full or one of its processes died: then
+    it raises instead, leaving the trial without a result row so that --resume trains it."""
     if recovery.disk_full(e):
         raise recovery.ResultsFull(f"{recovery.FULL}: trial {spec.meta.trial_id} could not write its results ({e})") from e
+    died = _death(e)
+    if died is not None:
+        first = next((ln.strip() for ln in str(died).splitlines() if ln.strip()), "")
+        raise recovery.ProcessDied(f"{recovery.DIED} ({type(died).__name__}: {first[:200]})") from e
     row = failed_trial_row(spec.meta, status="failed", error=f"{type(e).__name__}: {e}", epochs_run=0, wall_s=wall_s)
     R.write_table(spec.study_dir, "trials", spec.meta.trial_id, R.table("trials", row))
+
+
+def _death(e: BaseException) -> BaseException | None:
+    """The death of a process or node that ended a Train run, as Ray reports it (a worker's
+    failed health check wraps the actor's death); None when the run ended by its own code."""
+    import ray.exceptions as rex
+    import ray.train
+
+    died = (rex.RayActorError, rex.NodeDiedError, rex.WorkerCrashedError, rex.LocalRayletDiedError,
+            rex.OwnerDiedError, rex.OutOfMemoryError, ray.train.PreemptionError)
+    seen, todo = set(), [e]
+    while todo:
+        x = todo.pop()
+        if x is None or id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, died):
+            return x
+        todo += [x.__cause__, getattr(x, "health_check_failure", None), getattr(x, "controller_failure", None),
+                 *(getattr(x, "worker_failures", None) or {}).values()]
+    return None
 
 
 def _check_finished(study_dir: str, trial_id: str) -> None:
@@ -187,7 +212,8 @@ def _progress_callback(metric: str, study_dir: str, storage: str):
                 error = open(trial.error_file).read()
             except (OSError, TypeError):
                 error = ""
-            why = f"{recovery.FULL}; --resume runs it again" if recovery.FULL in error else "see the trials table"
+            cut = next((c for c in (recovery.FULL, recovery.DIED) if c in error), None)
+            why = f"{cut}; --resume runs it again" if cut else "see the trials table"
             print(f"[{trial.trial_id}] FAILED: {_knobs(trial.config)} ({why})", flush=True)
             recovery.mark_ended(study_dir, trial.trial_id, "error", error=_last_line(error), config=_what(trial.config))
 

@@ -81,6 +81,30 @@ def test_a_trial_without_a_selectable_epoch_ends_as_a_recorded_failure(tmp_path,
     assert row["status"] == "failed" and row["error"].startswith("NoSelectableEpoch: no epoch of 2")
 
 
+def test_a_trial_whose_process_died_gets_no_failed_row_and_a_code_error_does(tmp_path):
+    """A killed worker (Train's restarts spent) is not the trial's fault: recorded as failed,
+    --resume would never run it again."""
+    import ray.exceptions as rex
+    from ray.train import WorkerGroupError
+    from ray.train.v2._internal.exceptions import WorkerHealthCheckFailedError
+
+    from ltray.sweep import _record_failure
+    from ltray.trial import TrialSpec
+
+    spec = TrialSpec.build(Experiment(name="died"), str(tmp_path), "t0", "ce", {}, 0)
+    killed = WorkerGroupError("Training failed due to worker errors:", {
+        0: WorkerHealthCheckFailedError("A worker health check failed.", failure=rex.ActorDiedError())})
+    with pytest.raises(recovery.ProcessDied, match=f"{recovery.DIED} \\(ActorDiedError: "):
+        _record_failure(spec, killed, 1.0)
+    assert R.finished_trials(str(tmp_path)) == {}
+    wrapped = RuntimeError("the controller ended")
+    wrapped.__cause__ = rex.NodeDiedError("node lost")
+    with pytest.raises(recovery.ProcessDied, match="NodeDiedError: node lost"):
+        _record_failure(spec, wrapped, 1.0)
+    _record_failure(spec, WorkerGroupError("Training failed due to worker errors:", {0: ValueError("a bug")}), 1.0)
+    assert R.finished_trials(str(tmp_path)) == {"t0": "failed"}
+
+
 def test_class_balanced_sampling_means_balanced_logits():
     exp = Experiment(methods=("ce", "crt", "balanced_softmax"))
     assert logits_are_balanced(get_method("crt"), effective_recipe(exp, "crt"))

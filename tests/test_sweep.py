@@ -228,21 +228,7 @@ def test_a_killed_trial_process_resumes_from_its_last_checkpoint(ray_head, tmp_p
             "--results", str(tmp_path), "--name", "kill", "--set", *sets]
     proc = subprocess.Popen(args, cwd=ROOT, env=ray_head["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
-    epochs_dir, killed, deadline = tmp_path / "kill" / "epochs", [], time.time() + 400
-    while not killed:
-        assert proc.poll() is None and time.time() < deadline, "trial ended before a worker could be killed"
-        files = list(epochs_dir.glob("*.parquet")) if epochs_dir.is_dir() else []
-        if files and pq.read_table(files[0]).num_rows >= 3:
-            # this cluster's own process running fit, found through Ray's state API (never by name
-            # among the machine's processes)
-            from ray.util.state import list_actors
-
-            actors = list_actors(address=ray_head["dashboard"], filters=[("class_name", "=", process),
-                                                                         ("state", "=", "ALIVE")])
-            for a in actors:
-                os.kill(int(a.pid), signal.SIGKILL)  # the process training dies mid-trial
-            killed = [a.pid for a in actors]
-        time.sleep(0.2)
+    _kill_mid_trial(ray_head, proc, tmp_path / "kill" / "epochs", process)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-4000:]
     tabs = R.load_study(str(tmp_path / "kill"))
@@ -263,6 +249,45 @@ def test_a_killed_trial_process_resumes_from_its_last_checkpoint(ray_head, tmp_p
     finally:
         torch.set_num_threads(threads)
     assert abs(trial["test_bal_acc"] - ref.metrics["test_bal_acc"]) <= 1 / 400 + 1e-12
+
+
+def _kill_mid_trial(ray_head, proc, epochs_dir, process: str) -> None:
+    """SIGKILL this cluster's processes of class ``process`` once the trial has 3 epochs stored;
+    they are found through Ray's state API (never by name among the machine's processes)."""
+    from ray.util.state import list_actors
+
+    deadline = time.time() + 400
+    while True:
+        assert proc.poll() is None and time.time() < deadline, "trial ended before a worker could be killed"
+        files = list(epochs_dir.glob("*.parquet")) if epochs_dir.is_dir() else []
+        if files and pq.read_table(files[0]).num_rows >= 3:
+            actors = list_actors(address=ray_head["dashboard"], filters=[("class_name", "=", process),
+                                                                         ("state", "=", "ALIVE")])
+            for a in actors:
+                os.kill(int(a.pid), signal.SIGKILL)  # the process training dies mid-trial
+            if actors:
+                return
+        time.sleep(0.2)
+
+
+def test_a_trial_whose_worker_died_after_trains_restarts_runs_again_on_resume(ray_head, tmp_path):
+    """No restarts left (max_failures=0): the trial is cut off, not failed; --resume trains it
+    from its last checkpoint, as it does a trial cut off with its driver."""
+    args = [sys.executable, "-m", "ltray.sweep", "experiments/quickstart.py", "--address", ray_head["address"],
+            "--results", str(tmp_path), "--name", "died", "--set", "methods=ce", "search.num_samples=1",
+            "train.epochs=12", "train.warmup_epochs=1", "resources.checkpoint_every_s=0", "resources.max_failures=0"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=ray_head["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    _kill_mid_trial(ray_head, proc, tmp_path / "died" / "epochs", "RayTrainWorker")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0 and "a process of the trial died; --resume runs it again" in out, out[-4000:]
+    (trial,) = R.load_study(str(tmp_path / "died"), ("trials",))["trials"].to_pylist()
+    assert trial["status"] == "interrupted" and "a process of the trial died (ActorDiedError" in trial["error"], trial
+    r = subprocess.run(args + ["--resume"], cwd=ROOT, env=ray_head["env"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    (again,) = R.load_study(str(tmp_path / "died"), ("trials",))["trials"].to_pylist()
+    assert again["trial_id"] == trial["trial_id"] and again["status"] == "completed"
+    assert 1 <= again["resumed_at"] < 12  # from its last checkpoint
 
 
 def test_an_unwritable_results_folder_is_refused_before_ray_starts(tmp_path):
