@@ -148,20 +148,28 @@ def tune_state_files(folder: str, *parts: str) -> dict[str, bytes] | None:
 
 
 def snapshot_tune_state(staging: str, study_dir: str) -> bool:
-    """Copy the set Tune has just saved in its staging folder to the study's ray/tune/good/, the
-    manifest last. Called while Tune saves, so the set is one save's, whole and consistent."""
+    """Copy the set Tune has just saved in its staging folder to the study's ray/tune/good/.
+    Called while Tune saves, so the set is one save's, whole and consistent. Each file is kept
+    under its checksum (an unchanged one is not uploaded again), the manifest naming the set is
+    written after them, and the previous set is deleted only then: a copy cut off midway (the
+    driver killed, a full disk) leaves the previous set whole."""
     files = tune_state_files(staging)
     if files is None:
         return False
     store = open_store(study_dir)
-    for name, data in files.items():
-        store.write_bytes(data, *GOOD, name)
     manifest = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    kept = {i.base_name for i in store.listdir(*GOOD)}
+    for name, data in files.items():
+        if _stored_as(name, manifest[name]) not in kept:
+            store.write_bytes(data, *GOOD, _stored_as(name, manifest[name]))
     store.write_bytes(json.dumps(manifest, sort_keys=True).encode(), *GOOD, MANIFEST)
-    for info in store.listdir(*GOOD):  # an earlier session's set (its names carry the session)
-        if info.base_name not in manifest and info.base_name != MANIFEST:
-            store.remove(*GOOD, info.base_name)
+    for old in kept - {_stored_as(n, h) for n, h in manifest.items()} - {MANIFEST}:
+        store.remove(*GOOD, old)
     return True
+
+
+def _stored_as(name: str, sha: str) -> str:
+    return f"{sha[:16]}.{name}"
 
 
 def _snapshot(study_dir: str) -> tuple[dict[str, bytes] | None, bool]:
@@ -175,11 +183,11 @@ def _snapshot(study_dir: str) -> tuple[dict[str, bytes] | None, bool]:
     except (OSError, ValueError):
         return None, True
     try:
-        files = {name: store.read_bytes(*GOOD, name) for name in manifest}
+        files = {name: store.read_bytes(*GOOD, _stored_as(name, sha)) for name, sha in manifest.items()}
     except OSError:
         return None, True
     ok = all(hashlib.sha256(data).hexdigest() == manifest[name] for name, data in files.items())
-    return (files if ok else None), True  # a copy cut off midway: Tune's own set is all there is
+    return (files if ok else None), True  # damaged: Tune's own set is all there is
 
 
 def restore_tune_state(study_dir: str) -> None:

@@ -176,7 +176,6 @@ def _concurrency(exp: Experiment, cluster: dict) -> int:
 def _progress_callback(metric: str, study_dir: str, storage: str):
     from ray import tune
 
-
     class Progress(tune.Callback):
         """A line per trial result, one per finished or failed trial; records how Tune ended each
         trial (``recovery.mark_ended``); at each of Tune's saves, copies its state whole to the

@@ -5,6 +5,8 @@ import json
 import os
 import pickle
 
+import pytest
+
 from ltray.recovery import drop_damaged_train_state, restore_tune_state, snapshot_tune_state, tune_state_files
 
 
@@ -24,20 +26,39 @@ def _tune(study):
     return os.path.join(study, "ray", "tune")
 
 
+def _kept(study):
+    """The file names of the copy's set, from its manifest."""
+    good = os.path.join(_tune(study), "good")
+    return sorted(json.load(open(os.path.join(good, "set.json"))))
+
+
 def test_a_whole_set_is_copied_with_its_manifest_and_a_truncated_one_is_not(tmp_path):
     staging, study = str(tmp_path / "staging"), str(tmp_path / "study")
     files = _write_state(staging)
     assert tune_state_files(staging) == files
     assert snapshot_tune_state(staging, study)
     good = os.path.join(_tune(study), "good")
-    assert sorted(os.listdir(good)) == sorted([*files, "set.json"])
+    assert _kept(study) == sorted(files) and len(os.listdir(good)) == 4
     _write_state(staging, stamp="2026-01-02_00-00-00", truncate=True)  # a newer set, truncated
     assert tune_state_files(staging) is None
     assert not snapshot_tune_state(staging, study)  # keeps the previous whole copy
-    assert sorted(os.listdir(good)) == sorted([*files, "set.json"])
+    assert _kept(study) == sorted(files)
     newer = _write_state(staging, stamp="2026-01-03_00-00-00")  # a resumed session: its own names
     assert snapshot_tune_state(staging, study)
-    assert sorted(os.listdir(good)) == sorted([*newer, "set.json"])
+    assert _kept(study) == sorted(newer) and len(os.listdir(good)) == 4  # the earlier set deleted
+
+
+def test_an_unchanged_file_is_not_copied_again(tmp_path, monkeypatch):
+    from ltray.storage import Store
+
+    staging, study = str(tmp_path / "staging"), str(tmp_path / "study")
+    _write_state(staging, trials=2)
+    snapshot_tune_state(staging, study)
+    written = []
+    real = Store.write_bytes
+    monkeypatch.setattr(Store, "write_bytes", lambda self, data, *parts: written.append(parts[-1]) or real(self, data, *parts))
+    snapshot_tune_state(staging, study)
+    assert written == ["set.json"]
 
 
 def test_a_torn_set_is_replaced_by_the_copy_and_the_same_set_is_left_alone(tmp_path, capsys):
@@ -70,18 +91,44 @@ def test_a_truncated_set_is_replaced_by_the_copy(tmp_path, capsys):
     assert sorted(n for n in os.listdir(_tune(study)) if n != "good") == sorted(saved)
 
 
-def test_a_copy_cut_off_midway_is_not_used(tmp_path, capsys):
+def test_a_copy_cut_off_midway_leaves_the_previous_set_whole(tmp_path, capsys, monkeypatch):
+    """The driver dies (or the disk fills) while copying the next set: the previous set is
+    still the one the manifest names, whole, and --resume uses it."""
+    from ltray.storage import Store
+
     staging, study = str(tmp_path / "staging"), str(tmp_path / "study")
-    _write_state(staging)
+    saved = _write_state(staging, trials=3)
     snapshot_tune_state(staging, study)
-    own = _write_state(_tune(study), trials=5)
-    newer = _write_state(staging, trials=4)
-    path = os.path.join(_tune(study), "good", next(n for n in newer if n.startswith("searcher-state-")))
-    with open(path, "wb") as f:  # the next copy wrote one file, then the driver died: no new manifest
-        f.write(newer[os.path.basename(path)])
+    _write_state(staging, trials=4)
+    real, calls = Store.write_bytes, []
+
+    def dies_on_the_second_write(self, data, *parts):
+        calls.append(parts)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(self, data, *parts)
+
+    monkeypatch.setattr(Store, "write_bytes", dies_on_the_second_write)
+    with pytest.raises(OSError):
+        snapshot_tune_state(staging, study)
+    monkeypatch.setattr(Store, "write_bytes", real)
+    _write_state(_tune(study), trials=4, truncate=True)  # Tune's own set, damaged by the same disk
     restore_tune_state(study)
-    assert capsys.readouterr().out == ""
-    assert tune_state_files(_tune(study)) == own
+    assert "damaged" in capsys.readouterr().out
+    assert tune_state_files(_tune(study)) == saved
+
+
+def test_a_damaged_copy_is_not_used(tmp_path, capsys):
+    staging, study = str(tmp_path / "staging"), str(tmp_path / "study")
+    saved = _write_state(staging)
+    snapshot_tune_state(staging, study)
+    good = os.path.join(_tune(study), "good")
+    name = next(n for n in os.listdir(good) if "searcher-state-" in n)
+    with open(os.path.join(good, name), "r+b") as f:
+        f.truncate(5)
+    own = _write_state(_tune(study), trials=5)
+    restore_tune_state(study)
+    assert capsys.readouterr().out == "" and tune_state_files(_tune(study)) == own != saved
 
 
 def test_a_study_from_before_the_manifest_is_repaired_only_when_damaged(tmp_path, capsys):
