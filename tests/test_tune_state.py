@@ -26,6 +26,14 @@ def _tune(study):
     return os.path.join(study, "ray", "tune")
 
 
+def _copied(tmp_path, trials=3):
+    """A staging folder holding a saved set, and a study holding its copy."""
+    staging, study = str(tmp_path / "staging"), str(tmp_path / "study")
+    saved = _write_state(staging, trials=trials)
+    snapshot_tune_state(staging, study)
+    return staging, study, saved
+
+
 def _kept(study):
     """The file names of the copy's set, from its manifest."""
     good = os.path.join(_tune(study), "good")
@@ -51,9 +59,7 @@ def test_a_whole_set_is_copied_with_its_manifest_and_a_truncated_one_is_not(tmp_
 def test_an_unchanged_file_is_not_copied_again(tmp_path, monkeypatch):
     from ltray.storage import Store
 
-    staging, study = str(tmp_path / "staging"), str(tmp_path / "study")
-    _write_state(staging, trials=2)
-    snapshot_tune_state(staging, study)
+    staging, study, _ = _copied(tmp_path, trials=2)
     written = []
     real = Store.write_bytes
     monkeypatch.setattr(Store, "write_bytes", lambda self, data, *parts: written.append(parts[-1]) or real(self, data, *parts))
@@ -64,9 +70,7 @@ def test_an_unchanged_file_is_not_copied_again(tmp_path, monkeypatch):
 def test_a_torn_set_is_replaced_by_the_copy_and_the_same_set_is_left_alone(tmp_path, capsys):
     """The failure seen in CI: Tune's upload, cut off by the killed driver, left the trial count
     of a later save next to the trial list of an earlier one."""
-    staging, study = str(tmp_path / "staging"), str(tmp_path / "study")
-    saved = _write_state(staging, trials=2)
-    snapshot_tune_state(staging, study)
+    _, study, saved = _copied(tmp_path, trials=2)
     _write_state(_tune(study), trials=2)  # Tune's own upload, whole
     restore_tune_state(study)
     assert capsys.readouterr().out == ""
@@ -80,9 +84,7 @@ def test_a_torn_set_is_replaced_by_the_copy_and_the_same_set_is_left_alone(tmp_p
 
 
 def test_a_truncated_set_is_replaced_by_the_copy(tmp_path, capsys):
-    staging, study = str(tmp_path / "staging"), str(tmp_path / "study")
-    saved = _write_state(staging)
-    snapshot_tune_state(staging, study)
+    _, study, saved = _copied(tmp_path)
     _write_state(_tune(study), stamp="2025-12-31_00-00-00")  # an earlier session's set is dropped too
     _write_state(_tune(study), truncate=True)  # what ENOSPC mid-write leaves
     restore_tune_state(study)
@@ -96,9 +98,7 @@ def test_a_copy_cut_off_midway_leaves_the_previous_set_whole(tmp_path, capsys, m
     still the one the manifest names, whole, and --resume uses it."""
     from ltray.storage import Store
 
-    staging, study = str(tmp_path / "staging"), str(tmp_path / "study")
-    saved = _write_state(staging, trials=3)
-    snapshot_tune_state(staging, study)
+    staging, study, saved = _copied(tmp_path)
     _write_state(staging, trials=4)
     real, calls = Store.write_bytes, []
 
@@ -119,9 +119,7 @@ def test_a_copy_cut_off_midway_leaves_the_previous_set_whole(tmp_path, capsys, m
 
 
 def test_a_damaged_copy_is_not_used(tmp_path, capsys):
-    staging, study = str(tmp_path / "staging"), str(tmp_path / "study")
-    saved = _write_state(staging)
-    snapshot_tune_state(staging, study)
+    _, study, saved = _copied(tmp_path)
     good = os.path.join(_tune(study), "good")
     name = next(n for n in os.listdir(good) if "searcher-state-" in n)
     with open(os.path.join(good, name), "r+b") as f:
