@@ -12,7 +12,9 @@ def main(argv=None) -> int:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8050)
     a = p.parse_args(argv)
-    root = a.results if "://" in a.results else Path(a.results)
+    from ltray.storage import is_uri, shown
+
+    root = a.results if is_uri(a.results) else Path(a.results)
     if isinstance(root, Path) and root.exists() and not root.is_dir():
         print(f"error: --results {root} is not a folder", file=sys.stderr)
         return 2
@@ -22,7 +24,7 @@ def main(argv=None) -> int:
     from dashboard.app import create_app
 
     app = create_app(root)
-    where = root.resolve() if isinstance(root, Path) else root.split("?")[0]  # a URI's options may hold keys
+    where = root.resolve() if isinstance(root, Path) else shown(root)  # a URI's options may hold keys
     print(f"ltray dashboard on http://{a.host}:{a.port}/ (studies in {where})", flush=True)
     app.run(host=a.host, port=a.port, debug=False)
     return 0

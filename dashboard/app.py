@@ -16,7 +16,7 @@ from dash import Input, Output, State, dash_table, dcc, html
 from dashboard import figures as F
 from dashboard.studies import (PAIRED_TABLES, StudyRefused, importances, list_studies, load, optuna_storage, resolve,
                                search_signature, signature)
-from ltray.storage import is_uri
+from ltray.storage import is_uri, shown
 
 REFRESH_MS = 5000
 
@@ -67,7 +67,7 @@ def create_app(results: str | Path) -> dash.Dash:
         options = [{"label": n, "value": n} for n in names]
         if not names:
             return options, None, "/", None, html.Div([
-                html.P(f"No study in {root.split('?')[0]} yet. Run a first one:"),
+                html.P(f"No study in {shown(root)} yet. Run a first one:"),
                 html.Pre("python -m ltray.sweep experiments/quickstart.py"),
                 html.P("then reload this page (it also refreshes by itself).")])
         trigger = dash.ctx.triggered_id

@@ -21,7 +21,7 @@ import pyarrow.fs as pafs
 from dashboard import figures as F
 from ltray import results as R
 from ltray import search_storage
-from ltray.storage import is_uri, join, open_store
+from ltray.storage import is_uri, join, open_store, shown
 
 TABLES = ("trials", "epochs", "per_class", "shifts", "tau_curve", "virtual", "stages")
 # the paired comparison needs every trial's test logits: read only for it (the largest table)
@@ -56,7 +56,7 @@ def resolve(root: str, name: str | None) -> str:
         if Path(path).parent != base:
             raise StudyRefused(f"refused study {name!r}: it is not a folder directly inside the results folder")
     if name not in list_studies(root):
-        raise StudyRefused(f"no study {name!r} in {root}")
+        raise StudyRefused(f"no study {name!r} in {shown(str(root))}")
     return path
 
 
@@ -130,7 +130,7 @@ def search_signature(path: str):
 
 def _search_storage(path: str) -> tuple[str, str]:
     """(search.storage, study name) from the study's experiment.json."""
-    folder = path.rstrip("/").split("?")[0].rsplit("/", 1)[-1]
+    folder = shown(path).rstrip("/").rsplit("/", 1)[-1]
     try:
         exp = json.loads(R.study_file(path, "experiment.json") or "{}")
     except ValueError:
