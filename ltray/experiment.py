@@ -63,7 +63,7 @@ class SearchConfig:
     """Override a knob's search range: {"logit_adjusted.tau": (0.5, 2.0)} (--set search.ranges.logit_adjusted.tau=0.5,2)."""
     storage: str = ""
     """Optuna's storage: "" = SQLite <study>/optuna.db (for results on a URI: a local file on the driver,
-    copied to <study>/optuna.db after each trial); an RDB URL (postgresql://user@host/db); or
+    copied to <study>/optuna.db at each of Tune's saves); an RDB URL (postgresql://user@host/db); or
     journal:PATH, Optuna's JournalStorage file (safe on NFS)."""
     loggers: tuple[str, ...] = ()
     """Also log every trial to experiment trackers through Ray Tune's callbacks: "mlflow", "wandb" (one run per trial)."""

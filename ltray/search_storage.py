@@ -3,7 +3,7 @@ or a JournalStorage file. No Ray here; Optuna is imported only when a storage is
 
 - ``""`` (default): ``<study>/optuna.db``. A study on a URI (``s3://...``) cannot hold SQLite, so
   the driver keeps a working copy in its temporary folder and copies it to ``<study>/optuna.db``
-  after each trial; ``--resume`` on another machine starts from that copy.
+  at each of Tune's saves; ``--resume`` on another machine starts from that copy.
 - ``postgresql://...``, ``mysql+pymysql://...``, ``sqlite:////abs/path.db``: Optuna's RDBStorage.
 - ``journal:PATH``: Optuna's JournalStorage on an append-only file (safe on NFS, where SQLite's
   locks are not).

@@ -225,13 +225,13 @@ def _progress_callback(metric: str, study_dir: str, storage: str):
     return Progress()
 
 
-def _publish(storage: str, study_dir: str, staging: str = "") -> None:
+def _publish(storage: str, study_dir: str, staging: str) -> None:
     """Copy the search state to the study's URI, then Tune's saved state to the study; a failed
     copy (the store unreachable for a moment, a full disk) is a warning, and Tune's next save
     copies both again."""
     try:
         search_storage.publish(storage, study_dir)
-        if staging:
+        if staging:  # known once Tune has a trial
             recovery.snapshot_tune_state(staging, study_dir)
     except (OSError, sqlite3.Error) as e:
         print(f"warning: could not copy the search and Tune state to {shown(study_dir)}: {e}", flush=True)
@@ -322,8 +322,8 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
         )
     expected = exp.search.num_samples * exp.repeats
     try:
+        # Tune's last save, at the end of fit, copied the search and Tune state (Progress.get_state)
         errors = [r.error for r in tuner.fit() if r.error is not None]
-        _publish(exp.search.storage, study_dir)
         label_unfinished(exp, study_dir)
     except Exception as e:  # a full disk breaks Tune's own state files and error pickles too
         if not (recovery.disk_full(e) or _low_space(exp, study_dir)):

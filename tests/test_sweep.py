@@ -174,6 +174,10 @@ def test_resume_after_the_driver_is_killed_does_not_retrain_finished_trials(ray_
     assert (tmp_path / "resume" / "optuna.db").is_file() == (storage == "default")
     study = optuna.load_study(storage=open_storage(url, study_dir, resume=True), study_name="resume")
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 3
+    if storage == "s3":  # and the study's copy on S3, taken at Tune's last save, knows them all
+        open_store(study_dir).fetch(str(tmp_path / "copy.db"), "optuna.db")
+        copy = optuna.load_study(storage=f"sqlite:///{tmp_path / 'copy.db'}", study_name="resume")
+        assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in copy.trials) == 3
 
 
 def test_submit_as_a_ray_job_to_a_real_head_with_repeats(ray_head, tmp_path):
