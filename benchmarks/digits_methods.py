@@ -11,11 +11,9 @@ import tempfile
 import time
 
 from ltray import results as R
-from ltray.data import DataConfig
-from ltray.experiment import Experiment
-from ltray.report import mean_ci
-from ltray.train import Recipe
-from ltray.trial import LocalApi, TrialSpec, train_trial
+from ltray.config import DataConfig, Experiment, Recipe
+from ltray.core.stats import mean_ci
+from ltray.sweep.trial import LocalApi, TrialSpec, train_trial
 
 RECIPE = Recipe(epochs=30, batch_size=128, lr=0.1, warmup_epochs=5, weight_decay=5e-4)
 ROWS = ["ce", "ce+posthoc", "ce+taunorm", "logit_adjusted", "balanced_softmax", "lade", "ldam_drw", "equalization",

@@ -26,10 +26,10 @@ import numpy as np
 import optuna
 from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
-from dashboard import figures as F
+from dashboard import figures, search_figures
 from dashboard import studies
 from ltray.methods import method_names
-from ltray.space import Space
+from ltray.methods.space import Space
 
 
 # the quickstart's 5 methods, then the rest of experiments/fashion_lt.py's 9
@@ -95,7 +95,7 @@ def dashboard_costs(study: optuna.Study) -> tuple[float, float, float]:
             return loaded
 
         t_load, loaded = best_of(3, load)
-        t_new, _ = best_of(3, lambda: F.importances_info(loaded))
+        t_new, _ = best_of(3, lambda: search_figures.importances_info(loaded))
         cached = functools.partial(studies.importances, Path(folder))
         cached(loaded)
         t_cached, _ = best_of(3, lambda: cached(loaded))
@@ -106,7 +106,7 @@ def compare(methods: list[str], n_trials: int) -> optuna.Study:
     study = synthetic_study(methods, n_trials)
     n_params = len({k for t in study.trials for k in t.params})
     print(f"{n_trials} trials, {len(methods)} methods, {n_params} parameters (conditional):")
-    t_ped, ped = best_of(3, lambda: get_param_importances(study, evaluator=F.importance_evaluator()))
+    t_ped, ped = best_of(3, lambda: get_param_importances(study, evaluator=search_figures.importance_evaluator()))
     print(f"  PED-ANOVA: {t_ped:9.3f} s, {len(ped)} parameters ranked; top: {top(ped)}")
     t_fanova, fanova = timed(lambda: get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0)))
     print(f"  fANOVA   : {t_fanova:9.3f} s, {len(fanova)} ranked; top: {top(fanova)}")

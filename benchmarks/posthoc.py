@@ -11,10 +11,10 @@ import numpy as np
 import pyarrow as pa
 
 import tau_curve as tau_bench
-from dashboard import figures as F
+from dashboard import figures
 from ltray import results as R
 from ltray.core.longtail import shift_names
-from ltray.evaluate import SHIFT_ADJUSTMENTS
+from ltray.results.rows import SHIFT_ADJUSTMENTS
 
 
 def big_study(n_trials: int, C: int = 100, seed: int = 0) -> dict:
@@ -81,11 +81,11 @@ def main():
           f"({t['per_class'].num_rows:,} per-class rows, {t['shifts'].num_rows:,} shift rows):")
     ids = t["trials"].column("trial_id").to_pylist()
     jobs = {
-        "trials table rows": lambda: F.trials_rows(t["trials"]),
-        "per-shot bars": lambda: F.shot_bars(t["trials"]),
-        "shifted test sets": lambda: F.shifts(t["shifts"], t["trials"]),
-        "per-class (2 trials)": lambda: F.per_class(t["per_class"], t["trials"], ids[:2]),
-        "tau curve (1 trial)": lambda: F.tau_curve(t["tau_curve"], t["trials"], ids[0]),
+        "trials table rows": lambda: figures.trials_rows(t["trials"]),
+        "per-shot bars": lambda: figures.shot_bars(t["trials"]),
+        "shifted test sets": lambda: figures.shifts(t["shifts"], t["trials"]),
+        "per-class (2 trials)": lambda: figures.per_class(t["per_class"], t["trials"], ids[:2]),
+        "tau curve (1 trial)": lambda: figures.tau_curve(t["tau_curve"], t["trials"], ids[0]),
     }
     worst = 0.0
     for name, fn in jobs.items():

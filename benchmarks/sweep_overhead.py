@@ -19,8 +19,9 @@ import tempfile
 import time
 
 from ltray import results as R
-from ltray.data import DataConfig, load_data
-from ltray.train import Recipe, fit
+from ltray.config import Recipe
+from ltray.datasets import DataConfig, load_data
+from ltray.train import fit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -11,10 +11,11 @@ import time
 import numpy as np
 import torch
 
-from ltray.data import DataBundle, Split
+from ltray.config import Recipe
+from ltray.datasets import DataBundle, Split
 from ltray.datasets.cifar import CIFAR_MEAN, CIFAR_STD
 from ltray.models import build_model
-from ltray.train import Recipe, fit
+from ltray.train import fit
 
 
 def cifar_shaped(n: int, seed: int = 0):
@@ -81,7 +82,7 @@ def main():
     ours = ltray_images_per_s(x, y, a.steps, a.batch, a.device, **opts)
     print(f"ltray fit (uint8 tensor on device, batched augmentation): {ours:8.0f} img/s", flush=True)
     # how much of a step the data path is: sample by index, crop + flip, normalise
-    from ltray.data import augment_batch, to_float
+    from ltray.datasets import augment_batch, to_float
 
     xt, g = torch.from_numpy(x).to(a.device), torch.Generator().manual_seed(0)
     t0 = time.perf_counter()

@@ -12,7 +12,7 @@ def main(argv=None) -> int:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8050)
     a = p.parse_args(argv)
-    from ltray.storage import is_uri, shown
+    from ltray.results.storage import is_uri, shown
 
     root = a.results if is_uri(a.results) else Path(a.results)
     if isinstance(root, Path) and root.exists() and not root.is_dir():

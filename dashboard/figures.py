@@ -7,22 +7,19 @@ lists and dicts, tested directly) and a thin function that draws it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
-import optuna
-import optuna.visualization as vis
 import plotly.graph_objects as go
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ltray.core.longtail import shift_names
+from ltray.core.metrics import FEW_SHOT, MANY_SHOT, OVERALL, SHOT_GROUPS
 from ltray.errors import LtrayError
-from ltray.report import GROUPS, best_configurations, gap_table, mean_ci, paired_table
+from ltray.report import GROUPS, best_configurations, gap_table, method_summary, paired_table
 
-SHOTS = ("many", "medium", "few", "bal_acc")
-SHOT_LABELS = {"many": "many (>100)", "medium": "medium", "few": "few (<20)", "bal_acc": "overall"}
+SHOTS = (*SHOT_GROUPS, OVERALL)  # the per-shot bars: each shot group, then overall
+SHOT_LABELS = {"many": f"many (>{MANY_SHOT})", "medium": "medium", "few": f"few (<{FEW_SHOT})", OVERALL: "overall"}
 SHIFT_ORDER = [n for n, _, _ in shift_names()]
 SHIFT_LINES = {"none": "no adjustment", "pc_true": "PC, true prior", "pc_em": "PC, EM-estimated prior"}
 
@@ -36,7 +33,7 @@ def _rows(table: pa.Table, trial_ids, **equal) -> list[dict]:
     return table.filter(mask).to_pylist()
 
 
-def _empty(title: str, note: str) -> go.Figure:
+def empty(title: str, note: str) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(title=title, annotations=[dict(text=note, showarrow=False, x=0.5, y=0.5, xref="paper",
                                                      yref="paper")], xaxis_visible=False, yaxis_visible=False)
@@ -66,13 +63,10 @@ def trials_rows(trials: pa.Table) -> list[dict]:
 
 
 def best_per_method_info(trials: pa.Table) -> list[dict]:
-    """The best configuration per method (on validation) with its seeds' mean test metrics."""
-    out = []
-    for method, rows in best_configurations(trials).items():
-        out.append({"method": method, "n": len(rows), "params": dict(rows[0]["params"] or []),
-                    "val_bal_acc": float(np.mean([r["val_bal_acc"] for r in rows])),
-                    "test_bal_acc": float(np.mean([r["test_bal_acc"] for r in rows]))})
-    return out
+    """The best configuration per method (on validation) with its seeds' mean validation and test
+    balanced accuracy: ``ltray.report.method_summary``, as the CLI and the report show it."""
+    return [{"method": m["method"], "n": m["n"], "params": m["params"], "val_bal_acc": m["val_bal_acc"]["mean"],
+             "test_bal_acc": m["test_bal_acc"]["mean"]} for m in method_summary(trials)]
 
 
 # ---------------------------------------------------------------- per-shot bars
@@ -81,11 +75,11 @@ def shot_bars_info(trials: pa.Table) -> dict:
     with 95% CI half-widths when the configuration has several seeds."""
     methods, mean, err = [], {s: [] for s in SHOTS}, {s: [] for s in SHOTS}
     repeats = False
-    for method, rows in best_configurations(trials).items():
-        methods.append(method)
-        repeats |= len(rows) > 1
+    for m in method_summary(trials):
+        methods.append(m["method"])
+        repeats |= m["n"] > 1
         for s in SHOTS:
-            st = mean_ci([r[f"test_{s}"] for r in rows])
+            st = m[f"test_{s}"]
             mean[s].append(st["mean"])
             err[s].append(st["ci95"] if st["n"] > 1 else None)
     return {"methods": methods, "mean": mean, "ci95": err, "repeats": repeats}
@@ -94,7 +88,7 @@ def shot_bars_info(trials: pa.Table) -> dict:
 def shot_bars(trials: pa.Table) -> go.Figure:
     info = shot_bars_info(trials)
     if not info["methods"]:
-        return _empty("Per-shot accuracy", "no completed trial yet")
+        return empty("Per-shot accuracy", "no completed trial yet")
     fig = go.Figure()
     for s in SHOTS:
         e = info["ci95"][s]
@@ -125,7 +119,7 @@ def per_class_info(per_class: pa.Table, trials: pa.Table, trial_ids: list[str], 
 def per_class(per_class_table: pa.Table, trials: pa.Table, trial_ids: list[str], split: str = "test") -> go.Figure:
     info = per_class_info(per_class_table, trials, trial_ids, split)
     if not info:
-        return _empty("Per-class accuracy", "choose trials above")
+        return empty("Per-class accuracy", "choose trials above")
     fig = go.Figure()
     for t in info:
         label = f"{t['method']} [{t['trial_id']}]"
@@ -162,7 +156,7 @@ def shifts_info(shifts: pa.Table, trials: pa.Table, adjustments=("none", "pc_tru
 def shifts(shifts_table: pa.Table, trials: pa.Table) -> go.Figure:
     info = shifts_info(shifts_table, trials)
     if not info:
-        return _empty("Shifted test label distributions", "no completed trial yet")
+        return empty("Shifted test label distributions", "no completed trial yet")
     fig = go.Figure()
     dash = {"none": "solid", "pc_true": "dash", "pc_em": "dot"}
     for t in info:
@@ -191,10 +185,10 @@ def tau_curve_info(curves: pa.Table, trials: pa.Table, trial_id: str) -> dict:
 
 def tau_curve(curves: pa.Table, trials: pa.Table, trial_id: str | None) -> go.Figure:
     if not trial_id:
-        return _empty("Post-hoc tau curve", "choose a trial")
+        return empty("Post-hoc tau curve", "choose a trial")
     info = tau_curve_info(curves, trials, trial_id)
     if not info["splits"]:
-        return _empty("Post-hoc tau curve", f"trial {trial_id} has no curve")
+        return empty("Post-hoc tau curve", f"trial {trial_id} has no curve")
     fig = go.Figure()
     for split, d in info["splits"].items():
         fig.add_scatter(x=d["x"], y=[v * 100 for v in d["y"]], mode="lines", line_shape="hv",
@@ -224,7 +218,7 @@ def virtual_info(virtual: pa.Table, trial_id: str) -> dict:
 def virtual(virtual_table: pa.Table, trial_id: str | None) -> go.Figure:
     info = virtual_info(virtual_table, trial_id) if trial_id else {}
     if not info:
-        return _empty("DiVE virtual example distribution", "no DiVE trial chosen")
+        return empty("DiVE virtual example distribution", "no DiVE trial chosen")
     x = [str(c) for c in info["class_id"]]
     fig = go.Figure()
     for key, name in (("labels", "label distribution"), ("raw", "teacher, raw"), ("tempered", "teacher, tempered"),
@@ -233,107 +227,6 @@ def virtual(virtual_table: pa.Table, trial_id: str | None) -> go.Figure:
     fig.update_layout(title=f"Virtual example distribution of the DiVE teacher, trial {trial_id}",
                       xaxis_title="class (head to tail)", yaxis_title="share of examples", yaxis_type="log")
     return fig
-
-
-# ---------------------------------------------------------------- search (Optuna)
-TOP_QUANTILE = 0.1  # PED-ANOVA ranks parameters by how much they matter to reach this top share of trials
-
-
-class ImportancesInfo(NamedTuple):
-    """What the importance figure draws: PED-ANOVA shares, most important first."""
-
-    params: list[str]
-    """parameter names, conditional ones (``method.knob``) included"""
-    importances: list[float]
-    """each parameter's share of the total importance (sum 1)"""
-    target_name: str
-    """what was ranked: "objective", or "objective 1" of two"""
-    n_trials: int
-    """finished trials with a finite target (what PED-ANOVA ranks)"""
-    note: str
-    """why there are no bars, or a caveat on the bars; "" when none"""
-
-
-def importance_evaluator() -> optuna.importance.PedAnovaImportanceEvaluator:
-    """PED-ANOVA (Watanabe et al., IJCAI 2023; conditional spaces: Conditional PED-ANOVA, KDD 2026)
-    with Optuna 5's defaults spelled out, so an Optuna whose default differs draws the same plot:
-    how much each parameter matters to reach the top 10% of finished trials, measured against
-    where the search sampled. A method's knobs count only in that method's trials. fANOVA,
-    Optuna 4's default, is far slower at 1,000 trials (``benchmarks/importance.py``)."""
-    return optuna.importance.PedAnovaImportanceEvaluator(target_quantile=TOP_QUANTILE, region_quantile=1.0,
-                                                         evaluate_on_local=True)
-
-
-def _first_objective(study: optuna.Study) -> tuple[Callable[[optuna.trial.FrozenTrial], float] | None, str]:
-    """(target, name) of what the importances rank: the objective, or objective 1 of two.
-    PED-ANOVA takes a given target as lower-is-better, so a maximised objective 1 is negated."""
-    if len(study.directions) == 1:
-        return None, "objective"
-    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
-
-    def objective_one(trial: optuna.trial.FrozenTrial) -> float:
-        return sign * trial.values[0]
-
-    return objective_one, "objective 1"
-
-
-def importances_info(study: optuna.Study) -> ImportancesInfo:
-    """PED-ANOVA importances of every parameter of the study's finished trials, conditional ones
-    included; no bars, with a note, below 2 finished trials or without a searched parameter."""
-    target, name = _first_objective(study)
-    finished = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                if math.isfinite(t.values[0])]
-    n = len(finished)
-    if n < 2:
-        return ImportancesInfo([], [], name, n, f"PED-ANOVA needs 2 finished trials; this study has {n}")
-    if not any(t.distributions for t in finished):
-        return ImportancesInfo([], [], name, n, "no parameter was searched")
-    shares = optuna.importance.get_param_importances(study, evaluator=importance_evaluator(), target=target)
-    notes = []
-    top = math.ceil(TOP_QUANTILE * n)
-    if top < 5:  # Optuna's PED-ANOVA docs: 5 or more trials on top for a stable answer
-        notes.append(f"{n} finished trials, {top} in the top {TOP_QUANTILE:.0%}: the shares are rough")
-    if len(shares) == 1:
-        notes.append("one parameter: its share is 1 by construction")
-    return ImportancesInfo(list(shares), list(shares.values()), name, n, "; ".join(notes))
-
-
-def param_importances(info: ImportancesInfo) -> go.Figure:
-    if not info.params:
-        return _empty("Parameter importance (PED-ANOVA)", info.note)
-    title = (f"Parameter importance (PED-ANOVA: reaching the top {TOP_QUANTILE:.0%} of {info.n_trials} "
-             f"finished trials, {info.target_name})")
-    fig = go.Figure(go.Bar(x=info.importances, y=info.params, orientation="h",
-                           text=[f"{v:.2f}" if v >= 0.01 else "<0.01" for v in info.importances]))
-    fig.update_layout(title=title, xaxis_title="PED-ANOVA importance (share of the total)",
-                      yaxis_title="parameter", yaxis_autorange="reversed")  # most important on top
-    if info.note:
-        fig.add_annotation(text=info.note, showarrow=False, x=0, y=1, xref="paper", yref="paper",
-                           xanchor="left", yanchor="bottom")  # above the bars: a share-1 bar fills the width
-    return fig
-
-
-def search_figures(storage_url: str, study_name: str,
-                   importances: Callable[[optuna.Study], ImportancesInfo] = importances_info) -> dict[str, go.Figure]:
-    """Optuna's own figures from the study's SQLite storage, and the PED-ANOVA importances
-    (``importances``: the app passes a cached ``importances_info``); a figure Optuna cannot draw
-    for this study (too few trials, conditional space) becomes an empty figure saying why."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=study_name, storage=storage_url)
-    two = len(study.directions) == 2
-    makers = {"history": lambda: vis.plot_optimization_history(study, target=(lambda t: t.values[0]) if two else None,
-                                                               target_name="objective 1" if two else "Objective Value"),
-              "importance": lambda: param_importances(importances(study)),
-              "parallel": lambda: vis.plot_parallel_coordinate(study, target=(lambda t: t.values[0]) if two else None)}
-    if two:
-        makers["pareto"] = lambda: vis.plot_pareto_front(study)
-    out = {}
-    for k, make in makers.items():
-        try:
-            out[k] = make()
-        except Exception as e:  # optuna refuses some plots for small or conditional studies
-            out[k] = _empty(k, f"not available: {e}")
-    return out
 
 
 # ---------------------------------------------------------------- paired comparison, protocol gap
@@ -376,7 +269,7 @@ def gap_info(tables: dict, baseline: str = "ce") -> dict:
 def gap_bars(tables: dict, baseline: str = "ce") -> go.Figure:
     info = gap_info(tables, baseline)
     if not info["rows"]:
-        return _empty("Protocol gap", "no per-epoch test results: run the study with train.track_test=true")
+        return empty("Protocol gap", "no per-epoch test results: run the study with train.track_test=true")
     fig = go.Figure()
     for g in GROUPS:
         fig.add_bar(name=SHOT_LABELS.get(g, g), x=info["rows"], y=info["optimism"][g],

@@ -18,10 +18,10 @@ from pathlib import Path
 import optuna
 import pyarrow.fs as pafs
 
-from dashboard import figures as F
+from dashboard import search_figures
 from ltray import results as R
-from ltray import search_storage
-from ltray.storage import is_uri, join, open_store, shown
+from ltray.results import search_storage
+from ltray.results.storage import is_uri, join, open_store, shown
 
 TABLES = ("trials", "epochs", "per_class", "shifts", "tau_curve", "virtual", "stages")
 # the paired comparison needs every trial's test logits: read only for it (the largest table)
@@ -164,10 +164,10 @@ def _finished(study: optuna.Study) -> tuple[int, datetime.datetime | None]:
     return len(done), max((t.datetime_complete for t in done), default=None)
 
 
-_importances: dict[tuple[str, str], tuple[tuple, F.ImportancesInfo]] = {}
+_importances: dict[tuple[str, str], tuple[tuple, search_figures.ImportancesInfo]] = {}
 
 
-def importances(path: str, study: optuna.Study) -> F.ImportancesInfo:
+def importances(path: str, study: optuna.Study) -> search_figures.ImportancesInfo:
     """``figures.importances_info`` of the Optuna study of the study folder ``path``, computed
     once per set of finished trials and reused by every refresh until another trial finishes."""
     key, sig = (str(path), study.study_name), _finished(study)
@@ -175,7 +175,7 @@ def importances(path: str, study: optuna.Study) -> F.ImportancesInfo:
         hit = _importances.get(key)
         if hit and hit[0] == sig:
             return hit[1]
-    info = F.importances_info(study)
+    info = search_figures.importances_info(study)
     with _lock:
         _importances[key] = (sig, info)
     return info

@@ -9,9 +9,7 @@ lr 0.1 with 5 warm-up epochs, x0.01 at epochs 120 and 160. Published: 45.4 - 45.
 On GPUs: --set resources.gpus_per_worker=0.25 packs four trials per GPU.
 """
 
-from ltray.data import DataConfig
-from ltray.experiment import Experiment, ModelConfig, Resources, SearchConfig
-from ltray.train import Recipe
+from ltray.config import DataConfig, Experiment, ModelConfig, Recipe, Resources, SearchConfig
 
 EXPERIMENT = Experiment(
     name="dive",

@@ -14,9 +14,7 @@ the 10 added since included (about 2 hours):
         methods=ce,logit_adjusted,balanced_softmax,lade,ldam_drw,equalization,dive,crt,mixup,focal,cb_ce,cb_focal,reweight,drs,bsce_cbs,lws,ce_wd,wb,remix
 """
 
-from ltray.data import DataConfig
-from ltray.experiment import Experiment, ModelConfig, Resources, SearchConfig
-from ltray.train import Recipe
+from ltray.config import DataConfig, Experiment, ModelConfig, Recipe, Resources, SearchConfig
 
 METHODS = ("ce", "logit_adjusted", "balanced_softmax", "lade", "ldam_drw", "equalization", "dive", "crt", "mixup")
 

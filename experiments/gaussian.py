@@ -7,9 +7,7 @@ reach it; ERM and weight normalisation do not.
     python -m ltray.report results/gaussian --table la
 """
 
-from ltray.data import DataConfig
-from ltray.experiment import Experiment, ModelConfig, Resources, SearchConfig
-from ltray.train import Recipe
+from ltray.config import DataConfig, Experiment, ModelConfig, Recipe, Resources, SearchConfig
 
 EXPERIMENT = Experiment(
     name="gaussian",

@@ -13,9 +13,7 @@ The post-hoc rows come from the ERM trials' own stored logits and classifier (no
     python -m ltray.sweep experiments/la_table.py --set data.name=digits-lt model.name=cnn-small train.epochs=30
 """
 
-from ltray.data import DataConfig
-from ltray.experiment import Experiment, ModelConfig, Resources, SearchConfig
-from ltray.train import Recipe
+from ltray.config import DataConfig, Experiment, ModelConfig, Recipe, Resources, SearchConfig
 
 METHODS = ("ce", "ldam_drw", "equalization", "logit_adjusted")
 

@@ -9,9 +9,7 @@ in its `shifts` table; PC softmax is the CE trial's `pc_true` row.
     python -m ltray.sweep experiments/lade_shift.py --set data.name=digits-lt model.name=cnn-small train.epochs=30
 """
 
-from ltray.data import DataConfig
-from ltray.experiment import Experiment, ModelConfig, Resources, SearchConfig
-from ltray.train import Recipe
+from ltray.config import DataConfig, Experiment, ModelConfig, Recipe, Resources, SearchConfig
 
 METHODS = ("ce", "balanced_softmax", "lade")
 

@@ -11,9 +11,7 @@ The report's "test + post-hoc" column of the ce row is the post-hoc adjustment (
 validation; tau = 1 is the trials table's test_bal_acc_posthoc_tau1).
 """
 
-from ltray.data import DataConfig
-from ltray.experiment import Experiment, ModelConfig, Resources, SearchConfig
-from ltray.train import Recipe
+from ltray.config import DataConfig, Experiment, ModelConfig, Recipe, Resources, SearchConfig
 
 EXPERIMENT = Experiment(
     name="mmpretrain_grid",

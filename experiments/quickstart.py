@@ -3,9 +3,7 @@
     python -m ltray.sweep experiments/quickstart.py
 """
 
-from ltray.data import DataConfig
-from ltray.experiment import Experiment, ModelConfig, Resources, SearchConfig
-from ltray.train import Recipe
+from ltray.config import DataConfig, Experiment, ModelConfig, Recipe, Resources, SearchConfig
 
 EXPERIMENT = Experiment(
     name="quickstart",

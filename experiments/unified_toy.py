@@ -18,9 +18,7 @@ The `per_class` table of each step's trial has the accuracy of the fixed and the
     # CIFAR-10: --set data.name=cifar10-lt model.name=resnet32 data.counts=...,100 (100 -> 5000)
 """
 
-from ltray.data import DataConfig
-from ltray.experiment import Experiment, ModelConfig, Resources, SearchConfig
-from ltray.train import Recipe
+from ltray.config import DataConfig, Experiment, ModelConfig, Recipe, Resources, SearchConfig
 
 EXPERIMENT = Experiment(
     name="unified_toy",

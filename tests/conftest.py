@@ -19,10 +19,21 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 
+def _free_ports(n: int) -> list[int]:
+    """n distinct free ports: all held open at once while they are picked (one at a time, the OS
+    can hand the same port out twice, and Ray refuses a port given to two of its components)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return _free_ports(1)[0]
 
 
 @pytest.fixture(scope="session")
@@ -65,21 +76,22 @@ def _wait(ready, proc, temp: str, log: str, timeout_s: float = 180) -> None:
                 return
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
                 pytest.fail(f"{log} did not start: " + open(os.path.join(temp, log)).read()[-3000:])
             time.sleep(1)
 
 
 def start_head(temp: str, env: dict, num_cpus: int = 2, extra: tuple = ()) -> tuple[subprocess.Popen, dict]:
     """``ray start --head --block`` on 127.0.0.1 with free ports, in its own process group."""
-    port, dash = _free_port(), _free_port()
+    port, dash, agent, client = _free_ports(4)
     log = open(os.path.join(temp, "head.log"), "w")
     proc = subprocess.Popen(
         [str(VENV_BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", f"--num-cpus={num_cpus}", "--num-gpus=0",
          # its own job agent and client ports: the defaults (52365, 10001) are taken when another
          # Ray runs on this host, and job submission then fails with "No available agent"
-         f"--dashboard-agent-listen-port={_free_port()}", f"--ray-client-server-port={_free_port()}",
+         f"--dashboard-agent-listen-port={agent}", f"--ray-client-server-port={client}",
          f"--temp-dir={temp}", "--disable-usage-stats", *extra],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{dash}"

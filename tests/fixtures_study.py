@@ -5,7 +5,7 @@ import optuna
 
 from ltray import results as R
 from ltray.core.longtail import shift_names
-from ltray.evaluate import SHIFT_ADJUSTMENTS, failed_trial_row
+from ltray.results.rows import SHIFT_ADJUSTMENTS, empty_row
 
 COUNTS = [120, 60, 30, 15, 8]
 
@@ -13,7 +13,7 @@ COUNTS = [120, 60, 30, 15, 8]
 def trial_row(tid, method, params, seed, val, test, status="completed"):
     meta = R.TrialMeta(study="fx", trial_id=tid, method=method, params=params, seed=seed, repeat=seed,
                        dataset="digits-lt", rho=100.0, model="cnn-small", num_workers=1, subset_hash="abc")
-    row = failed_trial_row(meta, status=status, error="", epochs_run=3, wall_s=1.0)
+    row = empty_row(meta, status=status, error="", epochs_run=3, wall_s=1.0)
     row.update(best_epoch=[2], val_bal_acc=[val], test_bal_acc=[test], test_many=[test + 0.2], test_medium=[test],
                test_few=[test - 0.2], val_many=[val], val_medium=[val], val_few=[val], tau_star=[0.8],
                test_bal_acc_posthoc=[test + 0.01])

@@ -9,6 +9,10 @@ from ltray.errors import LtrayError
 
 MANY_SHOT = 100  # many-shot: more than 100 training images (BALMS shot_acc)
 FEW_SHOT = 20  # few-shot: fewer than 20 training images
+SHOT_GROUPS = ("many", "medium", "few")  # the shot groups, in the order every view lists them
+OVERALL = "bal_acc"  # the balanced accuracy over all classes, shown beside the shot groups
+SHOT_RANGES = {"many": f"> {MANY_SHOT}", "medium": f"{FEW_SHOT}-{MANY_SHOT}", "few": f"< {FEW_SHOT}"}
+"""Each group's training images per class, as text for labels and notes."""
 
 # A trial's validation result: the selected (best on val_bal_acc) epoch's values. The searcher,
 # ASHA, the trials table, the CLI, the report and the dashboard all mean these numbers.
@@ -77,6 +81,12 @@ def balanced_accuracy(logits_or_preds, y, num_classes: int | None = None) -> flo
     return float(np.nanmean(per_class_accuracy(logits_or_preds, y, num_classes)))
 
 
+def shot_masks(train_counts, many: int = MANY_SHOT, few: int = FEW_SHOT) -> dict[str, np.ndarray]:
+    """Boolean masks (C,) of the classes in each shot group: many (n > 100), medium, few (n < 20)."""
+    n = np.asarray(train_counts)
+    return {"many": n > many, "medium": (n <= many) & (n >= few), "few": n < few}
+
+
 def shot_accuracy(per_class, train_counts, many: int = MANY_SHOT, few: int = FEW_SHOT) -> dict[str, float]:
     """Mean per-class accuracy within many (n > 100), medium and few (n < 20) shot groups.
 
@@ -86,9 +96,8 @@ def shot_accuracy(per_class, train_counts, many: int = MANY_SHOT, few: int = FEW
     n = np.asarray(train_counts)
     if acc.shape != n.shape:
         raise LtrayError(f"per_class {acc.shape} and train_counts {n.shape} must match")
-    groups = {"many": n > many, "medium": (n <= many) & (n >= few), "few": n < few}
     out = {}
-    for name, mask in groups.items():
+    for name, mask in shot_masks(n, many, few).items():
         vals = acc[mask & ~np.isnan(acc)]
         out[name] = float(vals.mean()) if vals.size else float("nan")
     return out

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ltray.core.metrics import balanced_accuracy
 from ltray.errors import LtrayError
 
 
@@ -54,6 +55,14 @@ def fit_temperature(logits, y, lo: float = 0.05, hi: float = 20.0, iters: int = 
             d = a + g * (b - a)
             fd = nll(d)
     return math.exp((a + b) / 2)
+
+
+def logit_prior(train_counts, balanced: bool) -> np.ndarray:
+    """The label prior inside a model's logits, (C,) float64: the training prior, or uniform when
+    training already removed it (a balanced loss or sampler; ``methods.logits_are_balanced``).
+    Every post-hoc rule divides out this prior (METHODS.md: no double counting)."""
+    n = np.asarray(train_counts, dtype=np.float64)
+    return np.full(n.size, 1.0 / n.size) if balanced else n / n.sum()
 
 
 def logit_adjust(logits: torch.Tensor, prior, tau: float = 1.0) -> torch.Tensor:
@@ -197,3 +206,27 @@ def estimate_prior_bbse(val_preds, val_labels, test_preds, num_classes: int) -> 
     w = np.linalg.lstsq(conf, mu, rcond=None)[0]
     q = np.clip(w, 0, None) * np.bincount(vy, minlength=K) / max(vy.size, 1)
     return q / q.sum() if q.sum() > 0 else np.full(K, 1.0 / K)
+
+
+TAUNORM_GRID = np.round(np.linspace(0.0, 2.0, 21), 10)  # tau in [0, 2], Kang et al.
+
+
+def tau_normalized_results(features: dict[str, np.ndarray], labels: dict[str, np.ndarray], weight: torch.Tensor,
+                           num_classes: int) -> dict:
+    """tau-normalised classifier (Kang et al. ICLR 2020): logits = features @ (w_c / ||w_c||^tau).T,
+    bias dropped; tau* picked on validation over a 0.1 grid of [0, 2] (the features are not
+    linear in tau, so no exact curve). ``features``: {"val": (N_val, D), "test": (N_test, D)},
+    ``Classifier.features`` in eval mode; ``labels``: the same splits' (N,); ``weight``: the
+    linear head's (C, D). Returns tau*, validation and test balanced accuracy at tau*, and test
+    balanced accuracy at tau = 1."""
+
+    feats = {s: torch.as_tensor(f).double() for s, f in features.items()}
+    w = torch.as_tensor(weight).double()
+
+    def bal(split, tau):
+        return balanced_accuracy((feats[split] @ tau_normalize(w, tau).T).numpy(), labels[split], num_classes)
+
+    val_curve = [bal("val", t) for t in TAUNORM_GRID]
+    k = int(np.argmax(val_curve))
+    return {"tau_star": float(TAUNORM_GRID[k]), "val_bal_acc": float(val_curve[k]),
+            "test_bal_acc": bal("test", float(TAUNORM_GRID[k])), "test_bal_acc_tau1": bal("test", 1.0)}

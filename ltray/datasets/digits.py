@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from ltray.core.longtail import split_validation
-from ltray.data import DataBundle, DataConfig, Split, lt_train_val, subset_hash
-from ltray.datasets import Dataset, register
+from ltray.datasets.base import DataBundle, DataConfig, Split, lt_train_val, subset_hash
+from ltray.datasets.registry import Dataset, register
 
 DIGITS_TEST_PER_CLASS = 40
 DIGITS_N_MAX = 115  # the rarest digit has 174 images: 40 test + 15 validation + 115 train + 4 spare

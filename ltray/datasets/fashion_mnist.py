@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltray.data import DataBundle, DataConfig, Split, lt_train_val, subset_hash
-from ltray.datasets import Dataset, register
+from ltray.datasets.base import DataBundle, DataConfig, Split, lt_train_val, subset_hash
+from ltray.datasets.registry import Dataset, register
 from ltray.errors import LtrayError
 
 DEBIAN_ROOT = "/usr/share/datasets/fashion-mnist"

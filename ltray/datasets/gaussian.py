@@ -7,8 +7,8 @@ import math
 import numpy as np
 import torch
 
-from ltray.data import DataBundle, DataConfig, Split, subset_hash
-from ltray.datasets import Dataset, register
+from ltray.datasets.base import DataBundle, DataConfig, Split, subset_hash
+from ltray.datasets.registry import Dataset, register
 from ltray.errors import LtrayError
 
 GAUSS_DIM = 2

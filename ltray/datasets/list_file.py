@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltray.data import DataBundle, DataConfig, Split, subset_hash
-from ltray.datasets import Dataset, register
+from ltray.datasets.base import DataBundle, DataConfig, Split, subset_hash
+from ltray.datasets.registry import Dataset, register
 from ltray.errors import LtrayError
 
 def read_list_file(root: Path, list_path: str) -> tuple[list[str], np.ndarray]:

@@ -1,0 +1,111 @@
+"""Each report table laid out as rows of cells (``ltray.report.render``): captions, columns and
+notes; every format writes the same cells."""
+
+from __future__ import annotations
+
+from ltray.core.longtail import shift_names
+from ltray.core.metrics import SHOT_RANGES
+from ltray.report.render import Column, Diff, Stat, Table, Value, text_lines
+from ltray.report.select import method_summary
+from ltray.report.tables import GROUPS, gap_table, la_table, paired_table, shift_table
+
+
+def la_report(trials) -> Table:
+    rows = la_table(trials)
+    return Table(caption="Balanced error (%) of the LA paper's Table 3 rows, mean +- 95% CI over seeds (n seeds)",
+                 columns=(Column("balanced error (%)", 42, "<"), Column("mean +- 95% CI", sep=" ")),
+                 rows=tuple((r["row"], Stat.of(r, show_n=True)) for r in rows), trial_ids=_used(rows))
+
+
+METHOD_COLUMNS = (("val_bal_acc", "val bal-acc"), ("test_bal_acc", "test bal-acc"),
+                  ("test_bal_acc_posthoc", "test + post-hoc"), ("test_few", "few"))
+
+
+def methods_report(trials) -> Table:
+    rows = method_summary(trials)
+    return Table(caption="Balanced accuracy (%) of each method's selected configuration, mean +- 95% CI over "
+                         "seeds (n seeds); few: test accuracy on the few-shot classes",
+                 columns=(Column("method", 18, "<"),) + tuple(Column(t, 22, ">", " ") for _, t in METHOD_COLUMNS),
+                 rows=tuple((r["method"], *(Stat.of(r[k], show_n=True) for k, _ in METHOD_COLUMNS)) for r in rows),
+                 trial_ids=_used(rows))
+
+
+def shifts_report(tables) -> Table:
+    rows = shift_table(tables)
+    names = [n for n, _, _ in shift_names()]
+    cells = []
+    for m, adj in sorted({(r["method"], r["adjustment"]) for r in rows}):
+        vals = {r["shift"]: r["mean"] for r in rows if r["method"] == m and r["adjustment"] == adj}
+        cells.append((m, adj, *(Value(vals.get(n, float("nan")) * 100) for n in names)))
+    return Table(caption="Test accuracy (%) on the shifted test sets (forwardR: imbalanced as in training, ratio R; "
+                         "backwardR: reversed), mean over the selected configuration's seeds, per method and prior "
+                         "adjustment",
+                 columns=(Column("method", 18, "<"), Column("adjustment", 13, "<"))
+                 + tuple(Column(n, 8, ">", short=n[:4] + n[-2:]) for n in names),
+                 rows=tuple(cells), trial_ids=_used(rows))
+
+
+def paired_report(tables, baseline: str = "ce") -> Table:
+    """The paired table: per row, test accuracy per group and the difference from the baseline."""
+    rows = paired_table(tables, baseline)
+    n = max(r["seeds"] for r in rows)
+    title = (f"test accuracy (%), mean +- 95% CI over {n} paired seeds; difference vs {baseline}: paired bootstrap "
+             "over seeds and test images")
+    cells = []
+    for r in rows:
+        d = r.get("vs_baseline", {}).get("bal_acc")
+        vs = "(baseline)" if d is None else Diff(d["diff"] * 100, d["lo"] * 100, d["hi"] * 100, d["p"])
+        cells.append((r["row"], *(Stat.of(r[g]) for g in GROUPS), vs))
+    notes = []
+    for group in ("few", "medium"):
+        diffs = [(r["row"], r["vs_baseline"][group]) for r in rows if "vs_baseline" in r]
+        diffs = [(name, d) for name, d in diffs if d["diff"] == d["diff"]]
+        notes.append(f"{group}-shot difference vs {baseline}: " + ("; ".join(
+            f"{name} {d['diff'] * 100:+.2f} [{d['lo'] * 100:+.2f}, {d['hi'] * 100:+.2f}]" for name, d in diffs)
+            or f"no class in the {group}-shot group ({SHOT_RANGES[group]} training images)"))
+    return Table(caption=title, before=(title,), after=tuple(notes), trial_ids=_used(rows),
+                 columns=(Column("method", 24, "<"), Column("overall", 16), Column("many", 16), Column("medium", 16),
+                          Column("few", 16), Column(f"vs {baseline} (overall)", align="<", sep="   ")),
+                 rows=tuple(cells))
+
+
+def gap_report(tables, baseline: str = "ce") -> Table:
+    """The protocol gap (or one line saying how to get it)."""
+    rows = gap_table(tables, baseline)
+    if not rows or all(r["bal_acc"]["on_test"]["n"] == 0 for r in rows):
+        line = "protocol gap: no per-epoch test results stored; run the study with train.track_test=true"
+        return Table(caption=line, before=(line,))
+    title = ("protocol gap: test accuracy (%) with the epoch (and tau) chosen on test vs chosen on validation; "
+             "optimism in points, mean +- 95% CI over seeds")
+    cells = tuple((r["row"], Stat.of(r["bal_acc"]["on_val"]), Stat.of(r["bal_acc"]["on_test"]),
+                   Stat.of(r["bal_acc"]["optimism"]), *(Stat.of(r[k]["optimism"]) for k in ("many", "medium", "few")))
+                  for r in rows)
+    return Table(caption=title, before=(title,), rows=cells, trial_ids=_used(rows),
+                 columns=(Column("method", 24, "<"), Column("chosen on val", 16), Column("chosen on test", 16),
+                          Column("optimism", 16), Column("many (optimism)", 14, short="many"),
+                          Column("medium (optimism)", 14, short="medium"), Column("few (optimism)", 14, short="few")))
+
+
+def _used(rows: list[dict]) -> frozenset[str]:
+    return frozenset(t for r in rows for t in r["trial_ids"])
+
+
+def paired_lines(tables, baseline: str = "ce") -> list[str]:
+    """The paired table as the terminal shows it, one line per item."""
+    return text_lines(paired_report(tables, baseline))
+
+
+def gap_lines(tables, baseline: str = "ce") -> list[str]:
+    """The protocol gap as the terminal shows it, one line per item."""
+    return text_lines(gap_report(tables, baseline))
+
+
+def report_tables(tables, which: str, baseline: str = "ce") -> list[Table]:
+    """The tables ``--table which`` prints (paired: the paired comparison, then the protocol gap)."""
+    if which == "paired":
+        return [paired_report(tables, baseline), gap_report(tables, baseline)]
+    if which == "gap":
+        return [gap_report(tables, baseline)]
+    if which == "shifts":
+        return [shifts_report(tables)]
+    return [la_report(tables["trials"]) if which == "la" else methods_report(tables["trials"])]
