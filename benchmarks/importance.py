@@ -26,7 +26,7 @@ import numpy as np
 import optuna
 from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
-from dashboard import figures, search_figures
+from dashboard import search_figures
 from dashboard import studies
 from ltray.methods import method_names
 from ltray.methods.space import Space

@@ -12,10 +12,12 @@ from urllib.parse import unquote
 
 import dash
 from dash import Input, Output, State, dash_table, dcc, html
+from dash.exceptions import PreventUpdate
 
 from dashboard import figures, search_figures
 from dashboard.studies import (PAIRED_TABLES, StudyRefused, importances, list_studies, load, optuna_storage, resolve,
-                               search_signature, signature)
+                               search_signature, shared, signature, trials_with)
+from ltray.report import method_summary
 from ltray.results.schema import TrialStatus
 from ltray.results.storage import is_uri, shown
 
@@ -30,11 +32,12 @@ def create_app(results: str | Path) -> dash.Dash:
     _choose_study(app, root)
     _overview(app, root)
     _paired(app, root)
-    _chosen_graph(app, root, "per-class", "pc-trials",
+    _chosen_graph(app, root, "per-class", "pc-trials", "per_class",
                   lambda t, c: figures.per_class(t["per_class"], t["trials"], c), multi=True)
-    _chosen_graph(app, root, "tau", "tau-trial", lambda t, c: figures.tau_curve(t["tau_curve"], t["trials"], c),
+    _chosen_graph(app, root, "tau", "tau-trial", "tau_curve",
+                  lambda t, c: figures.tau_curve(t["tau_curve"], t["trials"], c), multi=False)
+    _chosen_graph(app, root, "virtual", "ve-trial", "virtual", lambda t, c: figures.virtual(t["virtual"], c),
                   multi=False)
-    _chosen_graph(app, root, "virtual", "ve-trial", lambda t, c: figures.virtual(t["virtual"], c), multi=False)
     return app
 
 
@@ -52,6 +55,8 @@ def _layout() -> html.Div:
         dcc.Location(id="url"),
         dcc.Interval(id="tick", interval=REFRESH_MS),
         dcc.Store(id="current"),
+        dcc.Store(id="overview-seen"),  # what the page shows: a tick with nothing new sends nothing
+        dcc.Store(id="paired-seen"),
         html.H2("ltray"),
         html.Div([html.Span("study: "), dcc.Dropdown(id="study", clearable=False, style={"width": "420px"})],
                  style={"display": "flex", "alignItems": "center", "gap": "8px"}),
@@ -102,34 +107,54 @@ def _choose_study(app: dash.Dash, root: str) -> None:
 
 def _overview(app: dash.Dash, root: str) -> None:
     """The trials table, the best configuration per method, the per-shot and shift figures, the
-    trial pickers' options and the search figures."""
+    trial pickers' options and the search figures. A tick with no new file sends nothing: the
+    page holds the signature of what it shows (``overview-seen``)."""
 
     @functools.lru_cache(maxsize=8)
-    def search(path: str, sig):  # redrawn when the search state changes; importances only when a trial finishes
-        st = optuna_storage(path)
-        return search_figures.search_figures(*st, importances=functools.partial(importances, path)) if st else {}
+    def search(path: str, sig) -> tuple[dict, str]:  # redrawn when the search state changes
+        try:
+            st = optuna_storage(path)
+            return (search_figures.search_figures(*st, importances=functools.partial(importances, path))
+                    if st else {}), ""
+        except Exception as e:  # a damaged optuna.db (or an unreachable database) costs the search figures only
+            return {}, (f"the search state of {shown(path)} cannot be read ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:200] if str(e) else ''}); the search figures are left out")
 
     @app.callback(Output("trials", "data"), Output("best", "children"), Output("shots", "figure"),
                   Output("shifts", "figure"), Output("pc-trials", "options"), Output("tau-trial", "options"),
                   Output("ve-trial", "options"), Output("history", "figure"), Output("importance", "figure"),
                   Output("parallel", "figure"), Output("pareto", "figure"), Output("content", "title"),
-                  Input("current", "data"), Input("tick", "n_intervals"))
-    def overview(name, _tick):
+                  Output("overview-seen", "data"),
+                  Input("current", "data"), Input("tick", "n_intervals"), State("overview-seen", "data"))
+    def overview(name, _tick, seen):
         empty = figures.empty("", "")
         try:
             path = resolve(root, name)
         except StudyRefused:
-            return [], "", empty, empty, [], [], [], empty, empty, empty, empty, ""
-        tables, notes = load(path)
+            return [], "", empty, empty, [], [], [], empty, empty, empty, empty, "", None
+        seeing = repr((name, signature(path, ("trials", "virtual")), search_signature(path)))
+        if seeing == seen:
+            raise PreventUpdate  # nothing changed since this page drew it: nothing is sent
+        return (*shared(("overview", path, seeing), lambda: draw(path)), name, seeing)
+
+    def draw(path: str) -> tuple:
+        """Every output but the last two, computed once per state of the study's files."""
+        tables, notes = load(path, ("trials",))
         t = tables["trials"]
+        shifts, more = load(path, ("shifts",), _selected(t))
         ids = [{"label": f"{r['method']} [{r['trial_id']}]", "value": r["trial_id"]}
                for r in t.to_pylist() if r["status"] == TrialStatus.COMPLETED]
-        dive = sorted(set(tables["virtual"].column("trial_id").to_pylist()))
-        s = search(path, search_signature(path))
-        warn = html.Div([html.P(f"Warning: {n}", className="warning") for n in notes]) if notes else ""
-        return (figures.trials_rows(t), [warn, _best_list(t)], figures.shot_bars(t), figures.shifts(tables["shifts"], t),
-                ids, ids, [{"label": d, "value": d} for d in dive], s.get("history", empty), s.get("importance", empty),
-                s.get("parallel", empty), s.get("pareto", figures.empty("Pareto front", "one objective")), name)
+        s, note = search(path, search_signature(path))
+        warn = html.Div([html.P(f"Warning: {n}", className="warning") for n in (*notes, *more, *([note] if note else []))])
+        return (figures.trials_rows(t), [warn, _best_list(t)], figures.shot_bars(t), figures.shifts(shifts["shifts"], t),
+                ids, ids, [{"label": d, "value": d} for d in trials_with(path, "virtual")],
+                *(s.get(k, figures.empty(k, note or "")) for k in ("history", "importance", "parallel")),
+                s.get("pareto", figures.empty("Pareto front", note or "one objective")))
+
+
+def _selected(trials) -> list[str]:
+    """The trials of every method's selected configuration (what the comparisons are made of)."""
+    return [tid for m in method_summary(trials) for tid in m["trial_ids"]]
 
 
 def _best_list(trials) -> html.Ul:
@@ -141,33 +166,44 @@ def _best_list(trials) -> html.Ul:
 
 
 def _paired(app: dash.Dash, root: str) -> None:
-    """The paired comparison and the protocol gap, recomputed only when a study file changed."""
+    """The paired comparison and the protocol gap, from the selected configurations' trials only
+    (their logits, per-class counts and epochs), recomputed only when one of their files changed."""
 
-    @functools.lru_cache(maxsize=8)
     def compute(path: str, sig: tuple):
-        tables, _ = load(path, PAIRED_TABLES)
+        trials, _ = load(path, ("trials",))
+        tables, _ = load(path, PAIRED_TABLES, _selected(trials["trials"]))
+        tables = {**tables, **trials}
         return figures.paired_rows(tables), figures.gap_bars(tables)
 
-    @app.callback(Output("paired", "data"), Output("gap", "figure"), Input("current", "data"),
-                  Input("tick", "n_intervals"))
-    def paired(name, _tick):
+    @app.callback(Output("paired", "data"), Output("gap", "figure"), Output("paired-seen", "data"),
+                  Input("current", "data"), Input("tick", "n_intervals"), State("paired-seen", "data"))
+    def paired(name, _tick, seen):
         try:
             path = resolve(root, name)
         except StudyRefused:
-            return [], figures.empty("", "")
-        return compute(path, signature(path))
+            return [], figures.empty("", ""), None
+        trials, _ = load(path, ("trials",))
+        sig = (signature(path, ("trials",)), signature(path, PAIRED_TABLES, _selected(trials["trials"])))
+        seeing = repr((name, sig))
+        if seeing == seen:
+            raise PreventUpdate
+        return (*shared(("paired", path, sig), lambda: compute(path, sig)), seeing)
 
 
-def _chosen_graph(app: dash.Dash, root: str, graph: str, picker: str, draw, multi: bool) -> None:
-    """A graph drawn from the trial(s) picked above it; the first trial(s) until one is picked."""
+def _chosen_graph(app: dash.Dash, root: str, graph: str, picker: str, table: str, draw, multi: bool) -> None:
+    """A graph drawn from the trial(s) picked above it (their files of ``table`` only); the first
+    trial(s) until one is picked."""
 
     @app.callback(Output(graph, "figure"), Input(picker, "value"), Input(picker, "options"), State("current", "data"))
     def update(chosen, options, name):
         try:
-            tables, _ = load(resolve(root, name))
+            path = resolve(root, name)
         except StudyRefused:
             return figures.empty("", "")
         values = [o["value"] for o in (options or [])]
         if not chosen:
             chosen = values[:2] if multi else (values[0] if values else None)
-        return draw(tables, chosen)
+        ids = list(chosen) if multi else [chosen] if chosen else []
+        trials, _ = load(path, ("trials",))
+        picked, _ = load(path, (table,), ids)
+        return draw({**trials, **picked}, chosen)

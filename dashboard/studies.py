@@ -12,7 +12,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import optuna
@@ -24,8 +24,9 @@ from ltray.results import search_storage
 from ltray.results.storage import is_uri, join, open_store, shown
 
 TABLES = ("trials", "epochs", "per_class", "shifts", "tau_curve", "virtual", "stages")
-# the paired comparison needs every trial's test logits: read only for it (the largest table)
-PAIRED_TABLES = ("trials", "epochs", "per_class", "logits")
+# the paired comparison needs the selected configurations' test logits (the largest table):
+# read only for it, and only of those trials
+PAIRED_TABLES = ("epochs", "per_class", "logits")
 
 
 class StudyRefused(ValueError):
@@ -60,35 +61,82 @@ def resolve(root: str, name: str | None) -> str:
     return path
 
 
-def signature(path: str) -> tuple:
-    """What changes when a study's tables change: names, sizes and modification times (the
-    search state has its own, :func:`search_signature`)."""
+def signature(path: str, names: tuple[str, ...] = TABLES, trial_ids=None) -> tuple:
+    """What changes when the study's files of these tables (of these trials) change: names, sizes
+    and modification times (the search state has its own, :func:`search_signature`)."""
     store = open_store(path)
-    return tuple((t, tuple((i.base_name, i.mtime_ns, i.size) for i in store.listdir(t))) for t in TABLES + ("logits",))
+    wanted = None if trial_ids is None else {f"{t}.parquet" for t in trial_ids}
+    return tuple((t, tuple((i.base_name, i.mtime_ns, i.size) for i in store.listdir(t)
+                           if wanted is None or i.base_name in wanted)) for t in names)
 
 
-_cache: dict[str, tuple[tuple, dict, list[str]]] = {}
-_lock = threading.Lock()
-_read_lock = threading.Lock()
+CACHED = 32  # tables kept in memory: a study's overview, its paired trials, the trials picked per figure
+_cache: OrderedDict[tuple, tuple[tuple, dict, list[str]]] = OrderedDict()
+_lock = threading.Lock()  # guards the cache and the per-read locks
+_reading: dict[tuple, threading.Lock] = {}
 
 
-def load(path: str, names: tuple[str, ...] = TABLES) -> tuple[dict, list[str]]:
-    """(tables, warnings) of a study; re-read only when one of its files changed."""
-    sig = signature(path)
-    key = f"{path}|{','.join(names)}"
+def load(path: str, names: tuple[str, ...] = TABLES, trial_ids=None) -> tuple[dict, list[str]]:
+    """(tables, notes on unreadable files) of a study, of all trials or of ``trial_ids``; re-read
+    only when one of those files changed. Concurrent requests for the same tables share one read:
+    each waits on that read's lock, then finds the cache filled."""
+    key = (path, tuple(names), None if trial_ids is None else frozenset(trial_ids))
+    sig = signature(path, names, trial_ids)
+    hit = _cached(key, sig)
+    if hit is not None:
+        return hit
+    with _lock:
+        reading = _reading.setdefault(key, threading.Lock())
+    with reading:
+        hit = _cached(key, sig)  # another request may have read it while this one waited
+        if hit is not None:
+            return hit
+        tables, damaged = R.read_study(path, names, trial_ids)
+        notes = [str(d) for d in damaged]
+        with _lock:
+            _cache[key] = (sig, tables, notes)
+            _cache.move_to_end(key)
+            while len(_cache) > CACHED:
+                _cache.popitem(last=False)
+    return tables, notes
+
+
+def _cached(key: tuple, sig: tuple) -> tuple[dict, list[str]] | None:
     with _lock:
         hit = _cache.get(key)
-        if hit and hit[0] == sig:
-            return hit[1], hit[2]
-    # catch_warnings swaps process-wide state: two callbacks reading at once (Dash runs them in
-    # threads) would take each other's warnings, so reads are serialised
-    with _read_lock, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        tables = R.load_study(path, names)
-    notes = [str(w.message) for w in caught if "results file" in str(w.message)]
+        if hit is None or hit[0] != sig:
+            return None
+        _cache.move_to_end(key)
+        return hit[1], hit[2]
+
+
+_made: OrderedDict[tuple, object] = OrderedDict()
+
+
+def shared(key: tuple, make):
+    """``make()``, computed once per ``key`` (a study and the signature of what it reads) however
+    many requests ask at once: the others wait for it, then take it from the cache."""
     with _lock:
-        _cache[key] = (sig, tables, notes)
-    return tables, notes
+        if key in _made:
+            _made.move_to_end(key)
+            return _made[key]
+        reading = _reading.setdefault(("made", *key), threading.Lock())
+    with reading:
+        with _lock:
+            if key in _made:
+                return _made[key]
+        value = make()
+        with _lock:
+            _made[key] = value
+            while len(_made) > CACHED:
+                _made.popitem(last=False)
+        return value
+
+
+def trials_with(path: str, table: str) -> list[str]:
+    """The trials that have a file in ``table`` (listed, not read)."""
+    return sorted(i.base_name[:-len(".parquet")] for i in open_store(path).listdir(table)
+                  if i.base_name.endswith(".parquet"))
 
 
 def optuna_storage(path: str) -> tuple[object, str] | None:

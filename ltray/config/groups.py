@@ -61,8 +61,10 @@ class SearchConfig:
 
     def validate(self, epochs: int, n_methods: int) -> None:
         """Its own fields, given the study's ``train.epochs`` and number of methods."""
-        if self.num_samples < 1:
-            raise LtrayError(f"search.num_samples must be >= 1, got {self.num_samples}")
+        if not 1 <= self.num_samples <= 100_000:
+            raise LtrayError(f"search.num_samples must be in [1, 100000], got {self.num_samples}")
+        if not 0 <= self.seed <= 2**31 - 1:
+            raise LtrayError(f"search.seed must be in [0, {2**31 - 1}], got {self.seed}")
         if len(self.objectives) not in (1, 2):
             raise LtrayError(f"search.objectives takes one or two metrics, got {self.objectives}")
         bad = [o for o in self.objectives if o not in VAL_METRICS]

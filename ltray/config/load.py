@@ -20,12 +20,17 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     p = Path(path)
     if not p.is_file():
         raise LtrayError(f"experiment file {p} does not exist")
+    if p.suffix != ".py":
+        raise LtrayError(f"experiment file {p} must be a Python file ending in .py")
     spec = importlib.util.spec_from_file_location(f"ltray_experiment_{p.stem}", p)
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
     except LtrayError:
         raise
+    except SystemExit as e:  # the file is a script, not a definition: it must not end the command
+        raise LtrayError(f"{p} called sys.exit({e.code!r}) while it was loaded; an experiment file only defines "
+                         "EXPERIMENT") from None
     except Exception as e:
         raise LtrayError(f"{p} failed to run: {type(e).__name__}: {e}") from e
     exp = getattr(module, "EXPERIMENT", None)

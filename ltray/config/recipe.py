@@ -53,10 +53,10 @@ class Recipe:
     an epoch."""
 
     def validate(self) -> None:
-        if self.epochs < 1:
-            raise LtrayError(f"train.epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise LtrayError(f"train.batch_size must be >= 1, got {self.batch_size}")
+        if not 1 <= self.epochs <= 100_000:
+            raise LtrayError(f"train.epochs must be in [1, 100000], got {self.epochs}")
+        if not 1 <= self.batch_size <= 2**20:
+            raise LtrayError(f"train.batch_size must be in [1, {2**20}], got {self.batch_size}")
         if not self.lr > 0:
             raise LtrayError(f"train.lr must be > 0, got {self.lr}")
         if self.schedule not in ("multistep", "cosine"):

@@ -5,6 +5,7 @@ span groups (ranges against methods, recipe overrides, data against model)."""
 from __future__ import annotations
 
 import math
+import re
 import typing
 from dataclasses import fields, is_dataclass
 
@@ -16,6 +17,11 @@ from ltray.errors import LtrayError
 from ltray.methods import get_method, method_names
 from ltray.methods.space import declared_ranges
 from ltray.models import MODELS
+
+MAX_INT = 2**31 - 1  # no integer field means more; a larger one overflows a seed or a count somewhere
+MAX_SEED = 2**31 - 1  # seeds numpy, torch and Optuna alike
+MAX_RHO = 1e6  # no dataset has a million images in its head class
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def _check_types(obj, where: str = "") -> None:
@@ -47,6 +53,8 @@ def _check_types(obj, where: str = "") -> None:
             raise LtrayError(f"{name} must be a {tp.__name__}, got {v!r}")
         elif tp is float and not math.isfinite(v):
             raise LtrayError(f"{name} must be a finite number, got {v!r}")
+        elif tp is int and not -MAX_INT <= v <= MAX_INT:
+            raise LtrayError(f"{name} must lie within +-{MAX_INT:,}, got {v!r}")
 
 
 def _is(v, tp) -> bool:
@@ -67,8 +75,11 @@ def validate(exp: Experiment, cluster: dict | None = None, local_data: bool = Tr
     the cluster).
     """
     _check_types(exp)
-    if not exp.name or any(c in exp.name for c in "/\\") or exp.name.startswith("."):
-        raise LtrayError(f"name must be a plain folder name, got {exp.name!r}")
+    check_name(exp.name)
+    if not 1 <= exp.repeats <= 1000:
+        raise LtrayError(f"repeats must be in [1, 1000], got {exp.repeats}")
+    if not 0 <= exp.seed <= MAX_SEED - exp.repeats:
+        raise LtrayError(f"seed must be in [0, {MAX_SEED - exp.repeats:,}] (seed + repeats seeds the repeats), got {exp.seed}")
     if not exp.methods:
         raise LtrayError("methods is empty; name at least one of " + ", ".join(method_names()))
     for m in exp.methods:
@@ -87,8 +98,6 @@ def validate(exp: Experiment, cluster: dict | None = None, local_data: bool = Tr
         raise LtrayError(f"pretrain must be '' or 'rotation', got {exp.pretrain!r}")
     if exp.pretrain and not dataset.square_images:
         raise LtrayError(f"pretrain=rotation needs square in-memory images, not {exp.data.name}")
-    if exp.repeats < 1:
-        raise LtrayError(f"repeats must be >= 1, got {exp.repeats}")
     if exp.repeats > 1 and len(exp.search.objectives) == 2:  # Tune's Repeater averages one metric only
         raise LtrayError("repeats > 1 needs one objective (Tune's Repeater averages a single metric)")
     if exp.train.track_test and exp.posthoc.tau_max != ORACLE_TAU_MAX:
@@ -101,13 +110,27 @@ def validate(exp: Experiment, cluster: dict | None = None, local_data: bool = Tr
                          f"model linear is for points (gaussian-lt), not {exp.data.name}")
 
 
+def check_name(name: str) -> None:
+    """A study name is a folder name every filesystem and URI takes as it is: 1 to 100 letters,
+    digits, ".", "_" or "-", starting with a letter or digit."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise LtrayError(f"the study name must be 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or "
+                         f"digit (it names the study's folder), got {name!r}")
+
+
 def check_data(cfg: DataConfig, local_data: bool = True):
     """The data config on its own: a registered dataset, rho, counts, the validation size it has
     room for, and (``local_data``) that its files are there. Returns the dataset's entry."""
     dataset = get_dataset(cfg.name)
     if not cfg.rho >= 1:
         raise LtrayError(f"data.rho must be >= 1 (n_max / n_min), got {cfg.rho}")
-    resolve(cfg)
+    if not 0 <= cfg.subset_seed <= MAX_SEED:
+        raise LtrayError(f"data.subset_seed must be in [0, {MAX_SEED:,}], got {cfg.subset_seed}")
+    cfg = resolve(cfg)
+    most = dataset.max_rho(cfg) if dataset.max_rho else MAX_RHO
+    if not cfg.counts and cfg.rho > most:
+        raise LtrayError(f"data.rho={cfg.rho:g} leaves the rarest class of {cfg.name} without a training image: "
+                         f"rho is at most {most:g} here (n_max / n_min, n_min >= 1)")
     if cfg.counts:
         if not dataset.classes or dataset.points:
             raise LtrayError(f"data.counts applies to image datasets with a fixed class count, not {cfg.name}")

@@ -80,4 +80,5 @@ def _check(cfg: DataConfig) -> None:
 
 for _name, _spec in CIFAR.items():
     register(Dataset(name=_name, summary=f"CIFAR-{_spec['classes']}-LT (n_max {_spec['n_max']})", load=_cifar,
-                     classes=_spec["classes"], check=_check))
+                     classes=_spec["classes"], check=_check,
+                     max_rho=lambda cfg, n=_spec["n_max"]: n - cfg.val_per_class))

@@ -52,4 +52,4 @@ def _digits(cfg: DataConfig) -> DataBundle:
 
 DATASET = register(Dataset(
     name="digits-lt", summary="scikit-learn's 8x8 digits, long-tailed (n_max 115, 40 test images per class)",
-    load=_digits, classes=10, max_val_per_class=DIGITS_VAL_MAX, fixed_test=False))
+    load=_digits, classes=10, max_val_per_class=DIGITS_VAL_MAX, fixed_test=False, max_rho=lambda cfg: DIGITS_N_MAX))

@@ -86,4 +86,4 @@ def _fashion(cfg: DataConfig) -> DataBundle:
 DATASET = register(Dataset(
     name="fashion-mnist-lt",
     summary="Fashion-MNIST (Debian's dataset-fashion-mnist), CIFAR-10-LT profile with n_max 6000",
-    load=_fashion, classes=10, check=_check))
+    load=_fashion, classes=10, check=_check, max_rho=lambda cfg: N_MAX - cfg.val_per_class))

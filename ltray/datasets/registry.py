@@ -29,6 +29,9 @@ class Dataset:
     test split moves with the subset (digits-lt, gaussian-lt). The paired bootstrap needs it."""
     max_val_per_class: int = 0
     """The most validation images per class it has room for (0: no limit known)."""
+    max_rho: Callable[[DataConfig], float] | None = None
+    """The largest rho whose long-tail cut leaves every class a training image (its n_max), for a
+    resolved config; None where rho does not cut (list-file) or the dataset checks on load."""
     check: Callable[[DataConfig], None] = lambda cfg: None
     """A cheap check before Ray starts (missing files); raises LtrayError saying what to do."""
 

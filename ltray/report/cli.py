@@ -14,7 +14,9 @@ hashes, code versions).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import json
 import sys
 
 import pyarrow as pa
@@ -23,6 +25,7 @@ import pyarrow.compute as pc
 from ltray import results as R
 from ltray.errors import LtrayError
 from ltray.report.layouts import report_tables
+from ltray.report.select import method_summary
 from ltray.report.render import Provenance, as_html, as_latex, as_markdown, as_text
 
 
@@ -67,22 +70,53 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", help="write to this file instead of standard output")
     a = p.parse_args(argv)
     try:
-        tables = R.load_study(a.study, NEEDS.get(a.table, ("trials",)))
+        tables, damaged = _read(a.study, a.table)
         out = report_tables(tables, a.table, a.baseline)
+        skipped = tuple(str(d) for d in damaged)
         if a.format == "text":
-            text = as_text(out)
+            text = as_text(out) + "".join(f"note: skipped {s}\n" for s in skipped)
         else:
             where = a.study.split("?", 1)[0]  # a URI's options may hold credentials: not printed
             command = f"python -m ltray.report {where} --table {a.table}" + (
                 f" --baseline {a.baseline}" if a.table in ("paired", "gap") else "")
             used = frozenset().union(*(t.trial_ids for t in out))
-            text = FORMATS[a.format](out, provenance(a.study, tables["trials"], used, command,
-                                                     datetime.date.today().isoformat(), where))
+            prov = provenance(a.study, tables["trials"], used, command, datetime.date.today().isoformat(), where)
+            text = FORMATS[a.format](out, dataclasses.replace(prov, skipped=skipped))
         _write(text, a.output)
+        missing = _missing_methods(a.study, tables["trials"], damaged)
     except LtrayError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if missing:
+        print(f"error: no result of {', '.join(missing)} could be read: {len(damaged)} results file(s) of this "
+              "study are unreadable (named above); the table lacks them", file=sys.stderr)
+        return 1
     return 0
+
+
+def _read(study: str, table: str) -> tuple[dict, list[R.Damaged]]:
+    """The tables ``--table`` needs: every trial's row, and the larger tables of the trials of
+    each method's selected configuration only (the paired table reads their logits, not all)."""
+    tables, damaged = R.read_study(study, ("trials",))
+    rest = tuple(n for n in NEEDS.get(table, ()) if n != "trials")
+    if rest:
+        ids = [tid for m in method_summary(tables["trials"]) for tid in m["trial_ids"]]
+        more, also = R.read_study(study, rest, ids)
+        tables, damaged = {**tables, **more}, damaged + also
+    return tables, damaged
+
+
+def _missing_methods(study: str, trials, damaged: list[R.Damaged]) -> list[str]:
+    """The study's methods (its experiment.json) without a completed trial, when unreadable
+    ``trials`` files may be why."""
+    if not any(d.table == "trials" for d in damaged):
+        return []
+    try:
+        methods = json.loads(R.study_file(study, "experiment.json") or "{}").get("methods") or []
+    except ValueError:
+        methods = []
+    have = {r["method"] for r in trials.to_pylist() if r["status"] == R.TrialStatus.COMPLETED}
+    return [m for m in methods if m not in have] or (["some methods"] if not methods else [])
 
 
 def _write(text: str, path: str | None) -> None:

@@ -20,6 +20,7 @@ import json
 import math
 import re
 import sys
+import threading
 from typing import NamedTuple
 
 import duckdb
@@ -29,6 +30,7 @@ from ltray import results as R
 from ltray.errors import LtrayError
 
 FORMATS = ("text", "csv", "markdown", "json")
+TIMEOUT_S = 300.0  # a query longer than this is stopped (--timeout)
 
 
 class Result(NamedTuple):
@@ -44,23 +46,57 @@ def tables_named(sql: str) -> tuple[str, ...]:
     return tuple(t for t in R.TABLES if t in words)
 
 
-def run(study: str, sql: str) -> Result:
-    """Run ``sql`` with the tables it names registered as DuckDB relations of the same name."""
-    tables = R.load_study(study, tables_named(sql))
+def run(study: str, sql: str, timeout_s: float = TIMEOUT_S) -> Result:
+    """Run ``sql`` with the tables it names registered as DuckDB relations of the same name. The
+    query sees those tables and nothing else: no files (``read_csv``, ``COPY TO``, ``ATTACH``
+    and extensions are refused), and it is stopped after ``timeout_s`` seconds or at Ctrl-C."""
+    tables, damaged = R.read_study(study, tables_named(sql))
+    for d in damaged:
+        print(f"warning: skipped {d}", file=sys.stderr)
     con = duckdb.connect()
     try:
         # an unknown name must be an error, not a Python variable of this frame that DuckDB found
         con.execute("SET python_enable_replacements = false")
         for name, tbl in tables.items():
             con.register(name, tbl)
+        con.execute("SET enable_external_access = false")  # the tables above, and no file of this machine
+        con.execute("SET lock_configuration = true")  # the query cannot turn it back on
+        return _execute(con, sql, timeout_s)
+    finally:
+        con.close()
+
+
+def _execute(con: duckdb.DuckDBPyConnection, sql: str, timeout_s: float) -> Result:
+    """The query in a thread, so that the timeout and Ctrl-C interrupt DuckDB (a query in the main
+    thread ignores SIGINT until it ends). The main thread waits on an event, not on the thread:
+    a Ctrl-C that lands in ``Thread.join`` leaves the thread marked as ended while it runs."""
+    out: dict = {}
+    done = threading.Event()
+
+    def work():
         try:
             cur = con.execute(sql)
             columns = [d[0] for d in cur.description or []]
-            return Result(columns, cur.fetchall() if columns else [])
+            out["result"] = Result(columns, cur.fetchall() if columns else [])
         except duckdb.Error as e:
-            raise LtrayError(_one_line(e)) from None
-    finally:
-        con.close()
+            out["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=work, daemon=True).start()
+    try:
+        finished = done.wait(timeout_s if timeout_s > 0 else None)
+    except KeyboardInterrupt:
+        con.interrupt()
+        done.wait()
+        raise
+    if not finished:
+        con.interrupt()
+        done.wait()
+        raise LtrayError(f"SQL: stopped after {timeout_s:g} s (--timeout)")
+    if "error" in out:
+        raise LtrayError(_one_line(out["error"])) from None
+    return out["result"]
 
 
 def _one_line(e: duckdb.Error) -> str:
@@ -76,7 +112,10 @@ def listing(study: str) -> Result:
     commas, so the list splits on ", "), read one table at a time so only one is in memory."""
     rows = []
     for name in R.TABLES:
-        tbl = R.load_study(study, (name,))[name]
+        tables, damaged = R.read_study(study, (name,))
+        for d in damaged:
+            print(f"warning: skipped {d}", file=sys.stderr)
+        tbl = tables[name]
         cols = [f"{f.name} {str(f.type).replace(', ', ',')}" if pa.types.is_nested(f.type) else f.name
                 for f in tbl.schema]
         rows.append((name, tbl.num_rows, ", ".join(cols)))
@@ -163,9 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", choices=FORMATS, default="text",
                    help="text (aligned, the default), csv, markdown or json")
     p.add_argument("--output", help="write to this file instead of standard output")
+    p.add_argument("--timeout", type=float, default=TIMEOUT_S,
+                   help=f"stop a query after this many seconds (default {TIMEOUT_S:g}; 0: no limit)")
     a = p.parse_args(argv)
     try:
-        res = listing(a.study) if not a.sql or not a.sql.strip() else run(a.study, a.sql)
+        res = listing(a.study) if not a.sql or not a.sql.strip() else run(a.study, a.sql, a.timeout)
         out = RENDER[a.format](res)
         if a.output:
             try:
@@ -178,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     except LtrayError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl-C); the query was stopped", file=sys.stderr)
+        return 130
     return 0
 
 

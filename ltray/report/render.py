@@ -124,6 +124,8 @@ class Provenance:
     """Per method, (seed, subset_hash) of each trial the table uses."""
     files: tuple[tuple[str, str], ...]
     """(name, text) of the study's experiment.py and experiment.json; text "" when absent."""
+    skipped: tuple[str, ...] = ()
+    """The study's results files that could not be read, each with why (their rows are missing)."""
 
     def lines(self) -> list[str]:
         """Everything but the files' text, one fact a line."""
@@ -132,6 +134,8 @@ class Provenance:
                "versions: " + (", ".join(self.versions) or "(not recorded)"),
                "subset_hash of each trial used (seed: hash):"]
         out += [f"  {m}: " + ", ".join(f"{s}: {h or '(none)'}" for s, h in runs) for m, runs in self.subsets]
+        if self.skipped:
+            out += ["skipped, unreadable (their rows are missing from every table):"] + [f"  {s}" for s in self.skipped]
         return out
 
 

@@ -17,6 +17,7 @@ import os
 import re
 import sqlite3
 import tempfile
+import time
 
 from ltray.errors import LtrayError
 from ltray.results.storage import join, open_store, shown
@@ -53,27 +54,64 @@ def local_db(study_dir: str) -> str:
     return os.path.join(tempfile.gettempdir(), "ltray-optuna", blob, "optuna.db")
 
 
-def open_storage(value: str, study_dir: str, resume: bool = False):
-    """The Optuna storage of a study; one LtrayError if it cannot be opened."""
+def open_storage(value: str, study_dir: str, resume: bool = False, repair: bool = False):
+    """The Optuna storage of a study; one LtrayError if it cannot be opened. With ``repair``, a
+    damaged default SQLite file (not a database, truncated, unreadable) is moved to the study's
+    ``damaged/`` folder and an empty one takes its place (``--resume`` then rebuilds the search
+    from the rows): see :func:`open_repaired`."""
+    return open_repaired(value, study_dir, resume, repair)[0]
+
+
+def open_repaired(value: str, study_dir: str, resume: bool = False, repair: bool = False) -> tuple[object, str]:
+    """(storage, why a damaged default SQLite file was set aside, or "")."""
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+    db = ""
     try:
         if value.startswith(JOURNAL):
             path = os.path.abspath(value[len(JOURNAL):])
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            return JournalStorage(JournalFileBackend(path))
+            return JournalStorage(JournalFileBackend(path)), ""
         if value:
-            return optuna.storages.RDBStorage(value)
+            return _checked(optuna.storages.RDBStorage(value)), ""
         db = local_db(study_dir)
         os.makedirs(os.path.dirname(db), exist_ok=True)
         if not open_store(study_dir).local:
             _working_copy(study_dir, db, resume)
-        return optuna.storages.RDBStorage(f"sqlite:///{db}")
+        try:
+            return _checked(optuna.storages.RDBStorage(f"sqlite:///{db}")), ""
+        except Exception as e:  # not a database, truncated, or a foreign schema
+            if not repair:
+                raise
+            why = f"{shown(join(study_dir, 'optuna.db'))} was damaged: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            _set_aside(study_dir, db)
+            return optuna.storages.RDBStorage(f"sqlite:///{db}"), why
     except LtrayError:
         raise
     except Exception as e:  # a bad URL, an unreachable server, a missing driver, a read-only folder
-        raise LtrayError(f"cannot open search.storage {value or db!r}: {type(e).__name__}: {e}") from None
+        hint = "; --resume rebuilds a damaged default optuna.db from the rows" if not value and not repair else ""
+        raise LtrayError(f"cannot open search.storage {value or db!r}: {type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:300]}{hint}") from None
+
+
+def _checked(storage):
+    """The storage, once it answered a read (SQLite opens many damaged files and fails on the first query)."""
+    for study in storage.get_all_studies():
+        storage.get_n_trials(storage.get_study_id_from_name(study.study_name))
+    return storage
+
+
+def _set_aside(study_dir: str, db: str) -> None:
+    """Move a damaged optuna.db (and, for a study on a URI, the study's copy) to ``damaged/``."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    store = open_store(study_dir)
+    if store.local:
+        store.move(("optuna.db",), ("damaged", f"optuna.db.{stamp}"))
+        return
+    if store.is_file("optuna.db"):
+        store.move(("optuna.db",), ("damaged", f"optuna.db.{stamp}"))
+    os.remove(db)
 
 
 def publish(value: str, study_dir: str) -> None:

@@ -5,21 +5,11 @@
 - ``driver``: ``run_trial``, the Tune function of one trial (in-process or Ray Train workers);
 - ``trial``: ``TrialSpec`` and ``train_trial``, one trial's body without Ray;
 - ``outcomes``: how trials end, the one writer of rows without a result;
-- ``searcher``, ``progress`` (the Tune callback), ``stages`` (shared stages), ``claims``,
-  ``tune_state`` (a whole copy of Tune's state), ``loggers`` (MLflow, W&B), ``submit`` (Ray Jobs).
+- ``journal`` (the configurations the search asked for), ``plan`` and ``reconcile`` (what a
+  run has left, Optuna made to agree with the rows), ``searcher`` (Tune's searcher over Optuna),
+  ``checkpoints`` (in-process trials'), ``lease`` (one run per study), ``faults`` (pause points
+  for fault tests), ``progress`` (the Tune callback), ``stages`` (shared stages), ``claims``,
+  ``loggers`` (MLflow, W&B), ``submit`` (Ray Jobs).
 
 Importing this package imports no Ray: the command line validates before Ray starts.
 """
-
-# Tune pickles a study's callback with the study; one started before 0.2 pickled the callback of
-# the old module ltray.sweep by value, with references to these helpers. --resume unpickles it
-# (then runs this ltray's callback instead), so the names must resolve here.
-_PICKLED = ("_knobs", "_last_line", "_publish", "_what")
-
-
-def __getattr__(name: str):
-    if name in _PICKLED:
-        from ltray.sweep import progress  # imports Ray: only when an old study is unpickled
-
-        return getattr(progress, name)
-    raise AttributeError(f"module 'ltray.sweep' has no attribute {name!r}")

@@ -10,8 +10,6 @@ import json
 
 import pyarrow.fs as pafs
 
-from ltray import results as R
-from ltray.results.schema import TrialStatus
 from ltray.results.storage import open_store
 
 
@@ -44,20 +42,3 @@ def claims(study_dir: str) -> dict[str, dict]:
                 c = read_claim(study_dir, *folder, info.base_name)
                 out.setdefault(c.get("trial_id", ""), c)
     return out
-
-
-def release_stale_claims(study_dir: str) -> None:
-    """On --resume nothing runs: a claim by a trial that never finished would make its rerun (or a
-    same-configuration trial) wait forever, and its recorded end would fail such a wait at once."""
-    finished = R.finished_trials(study_dir)
-    store = open_store(study_dir)
-    for info in store.listdir("ended"):
-        if info.base_name not in finished:  # it runs again now: its old end would fail a waiting duplicate
-            store.remove("ended", info.base_name)
-    for info in store.listdir("claims"):
-        if info.type != pafs.FileType.File:
-            continue
-        owner = read_claim(study_dir, "claims", info.base_name).get("trial_id", "")
-        # an interrupted owner has a row but no result: whoever picks the configuration next trains it
-        if finished.get(owner, TrialStatus.INTERRUPTED) == TrialStatus.INTERRUPTED:  # kept: its trial may need a row
-            store.move(("claims", info.base_name), ("claims", "stale", owner or info.base_name))

@@ -8,34 +8,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
-import json
 import os
-import subprocess
 import sys
 
 from ltray import results as R
-from ltray.config import Experiment, apply_overrides, describe_fields, load_experiment, to_dict, validate
+from ltray.config import Experiment, apply_overrides, describe_fields, load_experiment, validate
 from ltray.datasets import resolve
 from ltray.errors import LtrayError
 from ltray.results import search_storage
 from ltray.results.disk import check_writable
 from ltray.results.schema import TrialStatus
-from ltray.results.storage import join, open_store, parent, shown
+from ltray.results.storage import join, parent, shown
+from ltray.sweep import folder, lease
 
 
 def _local_resources() -> dict:
     import torch
 
     return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
-
-
-def _write_study_files(exp: Experiment, source: str, study_dir: str) -> None:
-    store = open_store(study_dir)
-    with open(source, "rb") as f:
-        store.write_bytes(f.read(), "experiment.py")
-    store.write_bytes(json.dumps(to_dict(exp), indent=2, default=list).encode(), "experiment.json")
-    freeze = subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True).stdout
-    store.write_bytes(freeze.encode(), "requirements.txt")
 
 
 def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespace, str]:
@@ -53,7 +43,7 @@ def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespa
     p.add_argument("--address", help="Ray cluster to connect to (default: start a local one)")
     a = p.parse_args(argv)
     exp = apply_overrides(load_experiment(a.experiment), a.set)
-    if a.name:
+    if a.name is not None:  # --name "" is a bad name, not the experiment's
         exp = dataclasses.replace(exp, name=a.name)
     # inside a Ray Job (RAY_ADDRESS set) or with --address, the cluster's resources are checked
     # once connected; locally they are checked now, before Ray starts
@@ -66,18 +56,7 @@ def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespa
                               search=dataclasses.replace(exp.search, storage=search_storage.absolute(exp.search.storage)))
     study_dir = join(a.results, exp.name)
     check_writable(a.results, exp.resources.min_free_mb)
-    store = open_store(study_dir)
-    existing = R.finished_trials(study_dir) if store.is_dir() else {}
-    if existing and not a.resume:
-        raise LtrayError(f"{study_dir} already holds {len(existing)} trials; pass --resume to continue it or "
-                         "--name to start a new study (nothing was changed)")
-    if a.resume:
-        if not store.is_dir():
-            raise LtrayError(f"--resume: no study at {study_dir}")
-        if store.is_file("experiment.json") and \
-                not _same_experiment(json.loads(store.read_bytes("experiment.json")), exp):
-            raise LtrayError(f"--resume: the experiment differs from the one {study_dir} was started with "
-                             f"({join(study_dir, 'experiment.json')}); resume with the same file and --set values")
+    folder.check(exp, study_dir, a.resume)
     if exp.search.storage:  # an unreachable database fails now, not after Ray has started
         search_storage.open_storage(exp.search.storage, study_dir)
     return exp, a, study_dir
@@ -92,46 +71,34 @@ def _check_loggers_installed(loggers: tuple[str, ...]) -> None:
             raise LtrayError(f"search.loggers={name} needs the {name} package: pip install 'ltray[{name}]'")
 
 
-def _same_experiment(saved: dict, exp: Experiment) -> bool:
-    """Whether ``exp`` is the experiment a study was started with (its experiment.json). A field
-    added to ltray since then, which the file lacks, counts as the same while it holds its default."""
-    plain = lambda e: json.loads(json.dumps(to_dict(e), default=list))  # noqa: E731
-    return saved == _without_new_defaults(plain(exp), saved, plain(Experiment()))
-
-
-def _without_new_defaults(now: dict, saved: dict, default: dict) -> dict:
-    out = {}
-    for k, v in now.items():
-        if k not in saved and k in default and v == default[k]:
-            continue
-        if isinstance(v, dict) and isinstance(saved.get(k), dict) and isinstance(default.get(k), dict):
-            v = _without_new_defaults(v, saved[k], default[k])
-        out[k] = v
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         exp, a, study_dir = prepare(argv)
+        held = folder.take(study_dir, exp, a.resume)
     except LtrayError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from ltray.sweep import study  # Ray is imported from here on
+    with lease.Renewal(study_dir, held):  # until the run ends: given back at exit
+        try:
+            from ltray.sweep.reconcile import prepare_search  # imports Optuna: only once the run is decided
 
-    try:
-        study.launch(exp, study_dir, a.address, a.resume,
-                     on_connected=None if a.resume else lambda: _write_study_files(exp, a.experiment, study_dir))
-    except LtrayError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print_summary(study_dir)
-    return 0
+            setup = prepare_search(exp, study_dir, resume=True) if a.resume else None  # before Ray starts
+            from ltray.sweep import study  # Ray is imported from here on
+
+            study.launch(exp, study_dir, a.address, held.run_id,
+                         setup_search=(lambda: setup) if a.resume else lambda: prepare_search(exp, study_dir, False),
+                         on_connected=None if a.resume else lambda: folder.write_study_files(exp, a.experiment, study_dir))
+        except LtrayError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    return 0 if print_summary(study_dir) else 1
 
 
-def print_summary(study_dir: str) -> None:
+def print_summary(study_dir: str) -> bool:
     """Per method, its selected configuration (``ltray.report.method_summary``: best mean
     validation objective over its seeds) and its seeds' mean: the rows ``ltray.report`` and the
-    dashboard show. With seeds to compare, the paired table and the protocol gap follow."""
+    dashboard show. With seeds to compare, the paired table and the protocol gap follow. False
+    (after one error line) when no trial of the study has a result."""
     from ltray.report import SUMMARY_COLUMNS, gap_lines, method_summary, paired_lines  # imports torch: only here
 
     t = R.load_study(study_dir, ("trials",))["trials"]
@@ -147,9 +114,17 @@ def print_summary(study_dir: str) -> None:
     print("(per method: the configuration with the best mean validation balanced accuracy over its seeds; "
           "mean over those seeds)")
     if any(m["method"] == "ce" for m in summary) and max(m["n"] for m in summary) > 1:  # seeds to compare
-        tables = R.load_study(study_dir, ("trials", "logits", "per_class", "epochs"))
+        ids = [tid for m in summary for tid in m["trial_ids"]]  # the selected configurations' trials only
+        tables = {**R.load_study(study_dir, ("logits", "per_class", "epochs"), trial_ids=ids), "trials": t}
         try:
             print("\n" + "\n".join(paired_lines(tables, "ce") + [""] + gap_lines(tables, "ce")))
         except LtrayError as e:  # e.g. a trial's logits unreadable: the study itself is fine
             print(f"\n(no paired comparison: {e})")
     print(f"\nLook at them: python -m dashboard --results {shown(parent(study_dir))}")
+    with_result = {s for s in TrialStatus if s.has_result} | {TrialStatus.STOPPED}
+    if not any(s in with_result for s in t.column("status").to_pylist()):
+        print(f"error: no trial of {shown(study_dir)} produced a result ({t.num_rows} rows: "
+              f"{', '.join(sorted(set(t.column('status').to_pylist()))) or 'none'}); see the errors above",
+              file=sys.stderr)
+        return False
+    return True

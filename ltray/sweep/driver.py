@@ -8,6 +8,7 @@ its last report, which is what the searcher is told.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 
 import ray
@@ -22,18 +23,21 @@ from ltray.config import Experiment, meta_of
 from ltray.methods.space import split_config
 from ltray.results.disk import FULL, ResultsFull, check_space, disk_full
 from ltray.results.schema import TrialStatus
-from ltray.results.storage import join
-from ltray.sweep import claims, tune_state
+from ltray.results.storage import join, open_store
+from ltray.sweep import claims
+from ltray.sweep.lease import LeaseLost
+from ltray.sweep.journal import TRIAL_ID, TRIAL_INDEX
 from ltray.sweep.outcomes import DIED, ProcessDied, record_duplicate, record_failed, stored_result, wait_for_original
 from ltray.sweep.trial import TrialSpec, train_trial
 
 
-def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
-    """Tune function trainable driving one trial (its name is the Tune trainable's: a study
-    started by an earlier ltray resumes only under the same name)."""
-    trial_id = tune.get_context().get_trial_id()
+def run_trial(config: dict, exp: Experiment, study_dir: str, run_id: str = "") -> None:
+    """Tune function trainable driving one trial: the ltray trial ``config`` names (a resumed one
+    keeps its id; Tune's own differs), of the run ``run_id`` (which must hold the study's lease
+    when the trial writes its row)."""
+    trial_id = config.get(TRIAL_ID) or tune.get_context().get_trial_id()
     method, hp = split_config(config)
-    repeat = int(config.get("__trial_index__", 0))
+    repeat = int(config.get(TRIAL_INDEX, 0))
     if R.finished_trials(study_dir).get(trial_id) == TrialStatus.FAILED:  # a retry of a recorded failure
         raise RuntimeError(f"trial {trial_id} failed: see its row in the trials table")
     done = stored_result(study_dir, trial_id)
@@ -45,7 +49,7 @@ def run_trial(config: dict, exp: Experiment, study_dir: str) -> None:
     if original != trial_id:  # TPE re-picked a configuration already trained: same result, no training
         _report_duplicate(exp, study_dir, meta_of(exp, trial_id, method, hp, repeat), original)
         return
-    spec = TrialSpec.build(exp, study_dir, trial_id, method, hp, repeat)
+    spec = TrialSpec.build(exp, study_dir, trial_id, method, hp, repeat, run_id)
     if exp.resources.in_process:
         _train_in_process(spec)
     else:
@@ -70,10 +74,10 @@ def _train_in_process(spec: TrialSpec) -> None:
 
 
 def _train_with_workers(spec: TrialSpec) -> None:
-    """The trial's body as a Ray Train run: resources.num_workers DDP workers, restarted from the
-    last checkpoint up to resources.max_failures times."""
+    """The trial's body as a Ray Train run: resources.num_workers DDP workers, restarted (from the
+    trial's last checkpoint in the study) up to resources.max_failures times."""
     r, trial_id = spec.resources, spec.meta.trial_id
-    tune_state.drop_damaged_train_state(join(spec.study_dir, "ray", f"train-{trial_id}"))
+    drop_damaged_train_state(join(spec.study_dir, "ray", f"train-{trial_id}"))
     trainer = TorchTrainer(
         train_worker,
         train_loop_config=spec,
@@ -83,7 +87,6 @@ def _train_with_workers(spec: TrialSpec) -> None:
         run_config=ray.train.RunConfig(
             name=f"train-{trial_id}", storage_path=join(spec.study_dir, "ray"),
             failure_config=ray.train.FailureConfig(max_failures=r.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=[TuneReportCallback()]),
     )
     t0 = time.time()
@@ -121,6 +124,8 @@ def _record_failure(spec: TrialSpec, e: Exception, wall_s: float) -> None:
     it raises instead, leaving the trial without a result row so that --resume trains it."""
     if disk_full(e):
         raise ResultsFull(f"{FULL}: trial {spec.meta.trial_id} could not write its results ({e})") from e
+    if _find(e, (LeaseLost,)) is not None:  # another run has the study now: it trains this trial
+        raise e
     died = _death(e)
     if died is not None:
         first = next((ln.strip() for ln in str(died).splitlines() if ln.strip()), "")
@@ -128,19 +133,36 @@ def _record_failure(spec: TrialSpec, e: Exception, wall_s: float) -> None:
     record_failed(spec.study_dir, spec.meta, f"{type(e).__name__}: {e}", 0, wall_s)
 
 
+def drop_damaged_train_state(run_dir: str) -> None:
+    """A rerun trial resumes from Train's checkpoint record; one truncated by a full disk would
+    stop Train from starting at all, so it is removed and the trial trains from its start."""
+    store = open_store(run_dir)
+    try:
+        json.loads(store.read_bytes("checkpoint_manager_snapshot.json"))
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError):
+        store.remove("checkpoint_manager_snapshot.json")
+
+
 def _death(e: BaseException) -> BaseException | None:
     """The death of a process or node that ended a Train run, as Ray reports it (a worker's
     failed health check wraps the actor's death); None when the run ended by its own code."""
-    died = (rex.RayActorError, rex.NodeDiedError, rex.WorkerCrashedError, rex.LocalRayletDiedError,
-            rex.OwnerDiedError, rex.OutOfMemoryError, ray.train.PreemptionError)
+    return _find(e, (rex.RayActorError, rex.NodeDiedError, rex.WorkerCrashedError, rex.LocalRayletDiedError,
+                     rex.OwnerDiedError, rex.OutOfMemoryError, ray.train.PreemptionError))
+
+
+def _find(e: BaseException, kinds: tuple[type, ...]) -> BaseException | None:
+    """The first exception of ``kinds`` in what ended a run: its causes, a worker's failed health
+    check, the Train controller's failure and each worker's failure."""
     seen, todo = set(), [e]
     while todo:
         x = todo.pop()
         if x is None or id(x) in seen:
             continue
         seen.add(id(x))
-        if isinstance(x, died):
+        if isinstance(x, kinds):
             return x
-        todo += [x.__cause__, getattr(x, "health_check_failure", None), getattr(x, "controller_failure", None),
-                 *(getattr(x, "worker_failures", None) or {}).values()]
+        todo += [x.__cause__, getattr(x, "health_check_failure", None),
+                 getattr(x, "controller_failure", None), *(getattr(x, "worker_failures", None) or {}).values()]
     return None

@@ -14,10 +14,11 @@ import os
 
 from ltray.config import SearchConfig
 from ltray.methods.space import split_config
+from ltray.sweep.journal import trial_of
 
 
 def run_tags(trial_id: str, config: dict) -> dict[str, str]:
-    """What maps a tracker run to its trials row: ltray's trial id (Tune's) and the method."""
+    """What maps a tracker run to its trials row: ltray's trial id and the method."""
     method, _ = split_config(config)
     return {"trial_id": trial_id, "method": method}
 
@@ -39,7 +40,7 @@ def _mlflow_callback(search: SearchConfig, study: str):
         iteration) with each run also tagged by :func:`run_tags`."""
 
         def log_trial_start(self, trial):
-            self.tags = {"study": study, **run_tags(trial.trial_id, trial.config)}  # read by the start below
+            self.tags = {"study": study, **run_tags(trial_of(trial), trial.config)}  # read by the start below
             super().log_trial_start(trial)
 
     uri = mlflow_tracking_uri(search.mlflow_uri)
@@ -55,7 +56,7 @@ def _wandb_callback(search: SearchConfig, study: str):
         run's config) with each run also tagged by its method."""
 
         def log_trial_start(self, trial):
-            self.kwargs["tags"] = [run_tags(trial.trial_id, trial.config)["method"]]  # passed to wandb.init
+            self.kwargs["tags"] = [run_tags(trial_of(trial), trial.config)["method"]]  # passed to wandb.init
             super().log_trial_start(trial)
 
     project = search.wandb_project or study

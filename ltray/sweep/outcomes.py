@@ -65,7 +65,7 @@ def label_unfinished(exp: Experiment, study_dir: str) -> None:
     for tid in sorted(({e["trial_id"] for e in epochs} | set(ended)) - done):
         how = ended.get(tid)
         if how is None:
-            status, why = TrialStatus.INTERRUPTED, "cut off with the sweep before it finished; --resume ran its configuration again"
+            status, why = TrialStatus.INTERRUPTED, "cut off with the sweep before it finished; --resume trains it again"
         elif how["how"] == "complete":
             status = TrialStatus.STOPPED
             why = f"stopped early by ASHA at {how['result'].get('progress', float('nan')):.0%} of its epochs"
@@ -151,3 +151,11 @@ def outcomes(study_dir: str) -> dict[str, dict]:
         except (OSError, ValueError):  # a file being replaced: read again on the next poll
             pass
     return out
+
+
+def forget_ends(study_dir: str, trial_ids) -> None:
+    """Before trials run again (--resume): their recorded ends go, or a trial waiting for one of
+    them (a duplicate of its configuration) would fail at once on the old end."""
+    store = open_store(study_dir)
+    for tid in trial_ids:
+        store.remove("ended", tid)

@@ -1,29 +1,148 @@
-"""The study's searcher: Optuna (TPE for one objective, NSGA-II for two) inside Ray Tune's
-``OptunaSearch``, over the define-by-run space, each method first at its published defaults;
-``Repeater`` gives Optuna one mean per configuration when the study has repeats."""
+"""The study's searcher: a Ray Tune ``Searcher`` over an Optuna study (TPE for one objective,
+NSGA-II for two; each method first at its published defaults), which runs every configuration
+on every repeat and keeps the search journal.
+
+Tune asks it for one trial at a time. It hands out, in order: the repeats the run's plan says
+must train (a repeat the journal names a trial for keeps that trial's id: it goes on from its
+checkpoint), then new configurations, each asked of Optuna (define-by-run) and recorded in the
+journal before any of its trials runs. When every repeat of a configuration has a final outcome
+it tells Optuna once: per objective, the mean over the repeats with a value (what Tune's
+``Repeater`` told before), FAIL when none has one; a configuration Optuna already knows
+finished is not told again. Nothing here is restored from Tune's saved state: a run's searcher
+is rebuilt from the journal and the rows (``ltray.sweep.reconcile``).
+"""
 
 from __future__ import annotations
 
+import pickle
+import sqlite3
+
 import optuna
-from ray.tune.search import Repeater
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search import Searcher
 
+from ltray import results as R
 from ltray.config import Experiment
-from ltray.methods.space import Space, default_points
+from ltray.methods.space import Space, split_config
 from ltray.results import search_storage
+from ltray.results.storage import shown
+from ltray.sweep import faults, journal
+from ltray.sweep.journal import Configuration
+from ltray.sweep.plan import StudyState, is_final, values_of
+from ltray.sweep.reconcile import SearchSetup, tell, user_attrs
 
+class StudySearch(Searcher):
+    """Tune's searcher of one run of a study (see the module docstring)."""
 
-def build_searcher(exp: Experiment, study_dir: str, resume: bool):
-    """The searcher of a new study (``resume``: its storage is reopened, not started afresh)."""
-    s = exp.search
-    two = len(s.objectives) == 2
-    kind = s.sampler if s.sampler != "auto" else ("nsga2" if two else "tpe")
-    sampler = {"tpe": lambda: optuna.samplers.TPESampler(seed=s.seed),
-               "random": lambda: optuna.samplers.RandomSampler(seed=s.seed),
-               "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=s.seed)}[kind]()
-    storage = search_storage.open_storage(s.storage, study_dir, resume)
-    searcher = OptunaSearch(
-        space=Space(exp.methods, exp.search.ranges), metric=list(s.objectives) if two else s.objectives[0],
-        mode=["max", "max"] if two else "max", sampler=sampler, storage=storage, study_name=exp.name,
-        points_to_evaluate=default_points(exp.methods) if s.search_defaults_first else None)
-    return Repeater(searcher, repeat=exp.repeats) if exp.repeats > 1 else searcher
+    def __init__(self, exp: Experiment, study_dir: str, setup: SearchSetup):
+        two = len(exp.search.objectives) == 2
+        super().__init__(metric=list(exp.search.objectives) if two else exp.search.objectives[0],
+                         mode=["max", "max"] if two else "max")
+        self.exp, self.study_dir = exp, study_dir
+        self.configurations = {c.key: c for c in setup.configurations}
+        self.queue = [(c.key, r) for c, r in setup.plan.work]  # keys: picklable, and one object per configuration
+        self.new_left = setup.plan.new
+        self.filling: str | None = None  # a new configuration whose repeats are still being handed out
+        self.running: dict[str, tuple[str, int]] = {}  # Tune trial id -> (configuration, repeat)
+        self.ended: dict[str, dict] = {}  # ltray trial id -> how it ended in this run
+        self._study = self._storage = None
+
+    def __getstate__(self):  # Tune pickles its searcher with the study; Optuna's handles reopen lazily
+        return {**self.__dict__, "_study": None, "_storage": None}
+
+    # ------------------------------------------------------------------ Tune's interface
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True  # the space is the study's own
+
+    def suggest(self, trial_id: str) -> dict | None:
+        """The config of Tune's next trial: a planned repeat, the next repeat of the configuration
+        being filled, or a new configuration; FINISHED when the run's budget is spent."""
+        if self.queue:
+            key, repeat = self.queue.pop(0)
+            return self._hand_out(self.configurations[key], repeat, trial_id)
+        c = self.configurations.get(self.filling) if self.filling else None
+        if c is not None and len(c.trials) < self.exp.repeats:
+            return self._hand_out(c, len(c.trials), trial_id)
+        if self.new_left <= 0:
+            return Searcher.FINISHED
+        self.new_left -= 1
+        c = self._ask(trial_id)
+        self.filling = c.key
+        return self._hand_out(c, 0, trial_id)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        """Record how the trial ended; tell Optuna once its configuration is final."""
+        if trial_id not in self.running:
+            return
+        key, repeat = self.running.pop(trial_id)
+        c = self.configurations[key]
+        self.ended[c.trials[repeat]] = {"how": "error" if error else "complete", "result": result or {}}
+        state = self._state_of(c)
+        if is_final(c, state, self.exp.repeats):
+            tell(self._optuna(), self._storage, c.number, values_of(c, state, self.exp.search.objectives))
+            self._publish()
+
+    def save(self, checkpoint_path: str) -> None:
+        """Tune saves its searcher with its own state; ltray never restores it (a run starts from
+        the journal and the rows), so what is saved only says so."""
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({"ltray": "the search journal and the rows are the state; see ltray.sweep.reconcile"}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        pass
+
+    # ------------------------------------------------------------------ the work
+
+    def _hand_out(self, c: Configuration, repeat: int, tune_id: str) -> dict:
+        """The config of ``c``'s ``repeat``; a repeat without a trial yet takes Tune's id."""
+        if repeat >= len(c.trials) or not c.trials[repeat]:
+            c.trials += [""] * (repeat + 1 - len(c.trials))
+            c.trials[repeat] = tune_id
+            journal.write(self.study_dir, c)  # before the trial runs: a kill from here on reruns it
+            self._optuna()
+            self._storage.set_trial_user_attr(self._trial_key(c.number), "trial_ids", user_attrs(c)["trial_ids"])
+        self.running[tune_id] = (c.key, repeat)
+        return c.config(repeat)
+
+    def _ask(self, tune_id: str) -> Configuration:
+        """A new configuration from Optuna (a queued default first), recorded in the journal."""
+        study = self._optuna()
+        ot = study.ask()
+        Space(self.exp.methods, self.exp.search.ranges)(ot)
+        method, hp = split_config(ot.params)
+        faults.pause_point("asked")
+        c = Configuration(key=tune_id, method=method, hp=hp, trials=[], number=ot.number)
+        self.configurations[c.key] = c
+        for k, v in user_attrs(c).items():
+            ot.set_user_attr(k, v)
+        self._publish()
+        return c
+
+    def _state_of(self, c: Configuration) -> StudyState:
+        """How the configuration's trials stand: their rows, and how those of this run ended."""
+        ids = [t for t in c.trials if t]
+        rows = R.load_study(self.study_dir, ("trials",), trial_ids=ids)["trials"].to_pylist()
+        return StudyState(rows={r["trial_id"]: r for r in rows}, ended={t: self.ended[t] for t in ids if t in self.ended},
+                          claimed={})
+
+    def _optuna(self) -> optuna.Study:
+        if self._study is None:
+            s = self.exp.search
+            kind = s.sampler if s.sampler != "auto" else ("nsga2" if len(s.objectives) == 2 else "tpe")
+            sampler = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+                       "nsga2": optuna.samplers.NSGAIISampler}[kind](seed=s.seed)
+            self._storage = search_storage.open_storage(s.storage, self.study_dir, resume=True)
+            self._study = optuna.load_study(study_name=self.exp.name, storage=self._storage, sampler=sampler)
+        return self._study
+
+    def _trial_key(self, number: int) -> int:
+        """Optuna's storage id of the trial ``number`` of this study."""
+        sid = self._storage.get_study_id_from_name(self.exp.name)
+        return self._storage.get_trial_id_from_study_id_trial_number(sid, number)
+
+    def _publish(self) -> None:
+        """A study on a URI: its copy of the search state follows every change to it."""
+        try:
+            search_storage.publish(self.exp.search.storage, self.study_dir)
+        except (OSError, sqlite3.Error) as e:
+            print(f"warning: could not copy the search state to {shown(self.study_dir)}: {e}", flush=True)

@@ -17,15 +17,15 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ltray import results as R
 from ltray.config import Experiment, validate
 from ltray.errors import LtrayError
-from ltray.results import search_storage
 from ltray.results.disk import FULL, disk_full, free_mb
 from ltray.results.schema import TrialStatus
 from ltray.results.storage import join, open_store, parent, shown
-from ltray.sweep import claims, loggers, tune_state
+from ltray.sweep import faults, loggers
 from ltray.sweep.driver import run_trial
 from ltray.sweep.outcomes import label_unfinished
 from ltray.sweep.progress import Progress
-from ltray.sweep.searcher import build_searcher
+from ltray.sweep.reconcile import SearchSetup
+from ltray.sweep.searcher import StudySearch
 
 # The Tune function that drives one trial only waits on its TorchTrainer: it reserves no CPU (so
 # trials pack on the workers' CPUs) but its ~250 MB process, which also makes Ray's bundle non-empty.
@@ -38,9 +38,10 @@ DRIVER_RESOURCES = {"cpu": 0, "memory": 256 * 2**20}
 POLL_INTERVAL_S = "1.0"
 
 
-def launch(exp: Experiment, study_dir: str, address: str | None, resume: bool, on_connected=None) -> str:
+def launch(exp: Experiment, study_dir: str, address: str | None, run_id: str, setup_search, on_connected=None) -> str:
     """Start (or join) Ray, check the cluster can run a trial, call ``on_connected`` (the CLI
-    writes the study's files there), run the study and shut Ray down."""
+    writes a new study's files there), plan the search (``setup_search()``: the journal and
+    Optuna reconciled with the rows), run the study and shut Ray down."""
     # Ray's own per-worker logging would bury the one line per trial result printed by the
     # progress callback; errors still reach the trials table and the worker logs under the Ray session folder.
     ray.init(address=address, log_to_driver=False, logging_level="WARNING", runtime_env=_runtime_env())
@@ -50,21 +51,27 @@ def launch(exp: Experiment, study_dir: str, address: str | None, resume: bool, o
         check_nodes_share(parent(study_dir))  # the results folder: the CLI has created it
         if on_connected is not None:
             on_connected()
+        setup = setup_search()
         print(f"study {exp.name}: {exp.search.num_samples * exp.repeats} trials of {', '.join(exp.methods)} on "
-              f"{exp.data.name} (rho={exp.data.rho:g}), results in {shown(study_dir)}", flush=True)
-        return run_study(exp, study_dir, resume=resume)
+              f"{exp.data.name} (rho={exp.data.rho:g}), results in {shown(study_dir)}"
+              + (f"; {setup.plan.trials} to train now" if setup.resumed else ""), flush=True)
+        return run_study(exp, study_dir, setup, run_id)
     finally:
         ray.shutdown()
 
 
-def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
-    """Run (or resume) the study with an already-initialised Ray; returns the study folder."""
+def run_study(exp: Experiment, study_dir: str, setup: SearchSetup, run_id: str = "") -> str:
+    """Run the trials ``setup`` plans with an already-initialised Ray: Tune executes them, the
+    study's own searcher hands them out (a fresh Tune experiment every run: nothing of Tune's
+    saved state is read back). Labels every trial that ended without a row; returns the study folder."""
     study_dir = open_store(study_dir).uri  # local: an absolute path
-    tuner = _tuner(exp, study_dir, resume)
     expected = exp.search.num_samples * exp.repeats
+    errors = []
     try:
-        # Tune's last save, at the end of fit, copied the search and Tune state (Progress.get_state)
-        errors = [r.error for r in tuner.fit() if r.error is not None]
+        if setup.plan.trials:
+            # each run its own Tune experiment folder under ray/: a resumed run never mixes with Tune's old state
+            name = f"tune-{run_id or 'resumed'}" if setup.resumed else "tune"
+            errors = [r.error for r in _tuner(exp, study_dir, setup, run_id, name).fit() if r.error is not None]
         label_unfinished(exp, study_dir)
     except Exception as e:  # a full disk breaks Tune's own state files and error pickles too
         if not (disk_full(e) or _low_space(exp, study_dir)):
@@ -78,39 +85,23 @@ def run_study(exp: Experiment, study_dir: str, resume: bool = False) -> str:
     return study_dir
 
 
-def _tuner(exp: Experiment, study_dir: str, resume: bool) -> tune.Tuner:
-    """Tune's Tuner of the study: restored from its saved state on --resume (errored trials run
-    again: a trial stopped by a full disk left no row; one recorded as failed re-raises at once
-    in run_trial without training), else a new one."""
-    r, tune_path = exp.resources, join(study_dir, "ray", "tune")
+def _tuner(exp: Experiment, study_dir: str, setup: SearchSetup, run_id: str, name: str) -> tune.Tuner:
+    """Tune's Tuner of this run: the trials the plan counts, handed out by the study's searcher."""
+    r = exp.resources
     # an in-process trial holds its worker's resources itself; a Train driver only waits
     own = {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker} if r.in_process else DRIVER_RESOURCES
-    trainable = tune.with_resources(tune.with_parameters(run_trial, exp=exp, study_dir=study_dir), own)
-    callbacks = [Progress(exp.search.objectives[0], study_dir, exp.search.storage),
-                 *loggers.tune_callbacks(exp.search, exp.name)]
-    if resume:
-        claims.release_stale_claims(study_dir)
-        tune_state.restore_tune_state(study_dir)
-        # the restored searcher reopens its storage: the default SQLite of a study on a URI is
-        # fetched from the study's copy first when this machine has none
-        search_storage.open_storage(exp.search.storage, study_dir, resume=True)
-        if tune.Tuner.can_restore(tune_path):
-            tuner = tune.Tuner.restore(tune_path, trainable=trainable, resume_unfinished=True, resume_errored=True)
-            # Tune restores the callbacks it pickled with the study, a study started by an older
-            # ltray's by value: this ltray's run instead, built from the same experiment
-            tuner._local_tuner.get_run_config().callbacks = callbacks
-            return tuner
-    return tune.Tuner(trainable, tune_config=_tune_config(exp, study_dir, resume),
-                      run_config=tune.RunConfig(name="tune", storage_path=join(study_dir, "ray"), verbose=0,
+    trainable = tune.with_resources(tune.with_parameters(run_trial, exp=exp, study_dir=study_dir, run_id=run_id), own)
+    callbacks = [Progress(exp.search.objectives[0], study_dir), *loggers.tune_callbacks(exp.search, exp.name)]
+    return tune.Tuner(trainable, tune_config=_tune_config(exp, study_dir, setup),
+                      run_config=tune.RunConfig(name=name, storage_path=join(study_dir, "ray"), verbose=0,
                                                 callbacks=callbacks,
                                                 # Train restarts its own workers; an in-process trial is
-                                                # restarted by Tune, from its last checkpoint
+                                                # restarted by Tune (from its checkpoint in the study)
                                                 failure_config=tune.FailureConfig(
-                                                    max_failures=r.max_failures if r.in_process else 0),
-                                                checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+                                                    max_failures=r.max_failures if r.in_process else 0)))
 
 
-def _tune_config(exp: Experiment, study_dir: str, resume: bool) -> tune.TuneConfig:
+def _tune_config(exp: Experiment, study_dir: str, setup: SearchSetup) -> tune.TuneConfig:
     """The searcher, ASHA if asked, the number of trials and how many run at once."""
     scheduler, two = None, len(exp.search.objectives) == 2
     if exp.search.asha:
@@ -119,8 +110,8 @@ def _tune_config(exp: Experiment, study_dir: str, resume: bool) -> tune.TuneConf
         # end, so its final report (the stored row) always reaches the searcher
         scheduler = ASHAScheduler(time_attr="progress", max_t=1.0, stop_last_trials=False,
                                   grace_period=exp.search.grace_epochs / exp.train.epochs)
-    return tune.TuneConfig(search_alg=build_searcher(exp, study_dir, resume), scheduler=scheduler,
-                           num_samples=exp.search.num_samples * exp.repeats,
+    return tune.TuneConfig(search_alg=StudySearch(exp, study_dir, setup), scheduler=scheduler,
+                           num_samples=setup.plan.trials,
                            reuse_actors=True,  # a trial's driver process is kept for the next: ~3 s a trial here
                            max_concurrent_trials=_concurrency(exp, ray.cluster_resources()),
                            metric=None if two else exp.search.objectives[0], mode=None if two else "max")
@@ -189,6 +180,9 @@ def _sees(results: str, marker: str) -> str:
 
 
 def _runtime_env() -> dict:
-    """Job-wide settings for the actors Ray Train starts (a value already set by the user wins)."""
+    """Job-wide settings for the actors Ray starts (a value already set by the user wins): Ray
+    Train's poll, and a fault test's pause point (``ltray.sweep.faults``)."""
     name = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
-    return {} if name in os.environ else {"env_vars": {name: POLL_INTERVAL_S}}
+    env = {} if name in os.environ else {name: POLL_INTERVAL_S}
+    env |= {k: os.environ[k] for k in faults.ENV if k in os.environ}
+    return {"env_vars": env} if env else {}

@@ -1,9 +1,10 @@
 """The body of one trial, without Ray: a frozen ``TrialSpec`` in, the trial's tables out.
 
 ``ltray.sweep.driver`` runs :func:`train_trial` inside a Ray Train worker (``api`` =
-``ray.train``) or an in-process Tune trial (``api`` = ``ray.tune``); anything with
-``get_checkpoint``, ``report`` and ``Checkpoint.from_directory`` will do (``LocalApi`` without
-Ray). One name per layer: ``run_study`` -> ``run_trial`` -> ``train_trial`` -> ``fit``.
+``ray.train``) or an in-process Tune trial (``api`` = ``ray.tune``); anything with ``report``
+and ``get_checkpoint`` will do (``LocalApi`` without Ray). A trial's epoch checkpoints live in the
+study (``ltray.sweep.checkpoints``), so whatever restarts it (Train, Tune, ``--resume``) goes on
+from its last one. One name per layer: ``run_study`` -> ``run_trial`` -> ``train_trial`` -> ``fit``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ltray.config import Experiment, Resources, meta_of, resolve_trial
 from ltray.datasets import DataConfig, load_data
 from ltray.methods import get_method
 from ltray.results.rows import epoch_rows, trial_tables
+from ltray.sweep import checkpoints, faults, lease
 from ltray.sweep.outcomes import record_failed
 from ltray.sweep.stages import StagePlan, backbone_state, get_pretrained, get_trained
 from ltray.train import ModelStart, Recipe, Reporting, TrainingFailed, fit, predict
@@ -43,14 +45,16 @@ class TrialSpec:
     """Per-worker CPUs/GPUs and report/checkpoint timing."""
     tau_max: float
     """Upper end of the exact post-hoc tau curve."""
+    run_id: str = ""
+    """The run that trains it: its rows are written only while that run holds the study's lease."""
 
     @classmethod
-    def build(cls, exp: Experiment, study_dir: str, trial_id: str, method: str, hp: dict, repeat: int) -> TrialSpec:
+    def build(cls, exp: Experiment, study_dir: str, trial_id: str, method: str, hp: dict, repeat: int,
+              run_id: str = "") -> TrialSpec:
         plan = resolve_trial(exp, method, hp, repeat)
         return cls(meta=meta_of(exp, trial_id, method, hp, repeat), study_dir=study_dir, data=plan.data,
-                   recipe=plan.recipe, balanced=plan.balanced,
-                   stages=StagePlan.build(exp, study_dir, plan.data),
-                   resources=exp.resources, tau_max=exp.posthoc.tau_max)
+                   recipe=plan.recipe, balanced=plan.balanced, stages=StagePlan.build(exp, study_dir, plan.data),
+                   resources=exp.resources, tau_max=exp.posthoc.tau_max, run_id=run_id)
 
 
 def _device(spec: TrialSpec, local_rank: int) -> str:
@@ -88,15 +92,19 @@ def train_trial(spec: TrialSpec, api, rank: int, local_rank: int) -> None:
 
     def on_epoch(rows: list[dict]) -> None:  # rank 0, every epoch
         history[:] = rows
+        if len(rows) == 2:
+            faults.pause_point("mid_trial")
 
     def report(metrics: dict, ckpt_dir: str | None) -> None:
         if rank == 0:  # the curve up to what Tune has seen: a trial ASHA stops keeps all of it
             R.write_table(spec.study_dir, "epochs", meta.trial_id, R.table("epochs", epoch_rows(meta, history)))
-        ck = api.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
-        api.report({**metrics, "trial_epoch": metrics["epoch"] + 1}, checkpoint=ck)
+            if ckpt_dir:  # kept before Tune hears of the epoch: a restart finds it, whoever restarts
+                checkpoints.save(spec.study_dir, meta.trial_id, ckpt_dir)
+        api.report({**metrics, "trial_epoch": metrics["epoch"] + 1})
 
     start, stage = stage_inputs(spec, data, device)
-    t0, resume = time.time(), _resume_folder(api)
+    t0, resume = time.time(), _resume_folder(spec.study_dir, meta.trial_id, api)
+    faults.pause_point("trial_started")
     r = spec.resources
     try:
         res = fit(data, meta.method, meta.params, ModelStart(name=meta.model, resume_from=resume, **start), spec.recipe,
@@ -104,13 +112,17 @@ def train_trial(spec: TrialSpec, api, rank: int, local_rank: int) -> None:
                                                                      on_epoch))
     except TrainingFailed as e:
         if rank == 0:
+            lease.check(spec.study_dir, spec.run_id)
             record_failed(spec.study_dir, meta, f"{type(e).__name__}: {e}", len(history), time.time() - t0)
         return  # recorded; the Tune driver turns it into a failed trial without retrying
     finally:
         if resume:
             shutil.rmtree(resume, ignore_errors=True)
     if rank == 0:
+        lease.check(spec.study_dir, spec.run_id)  # a trial that outlived its killed driver writes nothing
         _write_tables(spec, meta, res, stage, start.get("teacher"), data, device, time.time() - t0)
+        checkpoints.remove(spec.study_dir, meta.trial_id)  # its rows are written: nothing to resume from
+        faults.pause_point("row_written")
 
 
 def _write_tables(spec: TrialSpec, meta: R.TrialMeta, res, stage: str, teacher, data, device: str,
@@ -125,15 +137,17 @@ def _write_tables(spec: TrialSpec, meta: R.TrialMeta, res, stage: str, teacher, 
         R.write_table(spec.study_dir, name, meta.trial_id, R.table(name, tabs[name]))
 
 
-def _resume_folder(api) -> str | None:
-    """A local copy of the trial's last checkpoint (Ray may hand a remote one), or None."""
-    ck = api.get_checkpoint()
+def _resume_folder(study_dir: str, trial_id: str, api) -> str | None:
+    """A local copy of the trial's last checkpoint: the study's (``ltray.sweep.checkpoints``);
+    else one Ray handed (a study started by ltray 0.1 kept a Train trial's there); else None."""
+    folder = checkpoints.latest(study_dir, trial_id)
+    ck = api.get_checkpoint() if folder is None else None
     if ck is None:
-        return None
+        return folder
     with ck.as_directory() as d:
-        resume = tempfile.mkdtemp(prefix="ltray-resume-")
-        shutil.copytree(d, resume, dirs_exist_ok=True)
-    return resume
+        folder = tempfile.mkdtemp(prefix="ltray-resume-")
+        shutil.copytree(d, folder, dirs_exist_ok=True)
+    return folder
 
 
 def _method_tables(meta: R.TrialMeta, stage: str, teacher, data, train_counts, device: str) -> dict[str, dict]:
@@ -151,12 +165,7 @@ def _method_tables(meta: R.TrialMeta, stage: str, teacher, data, train_counts, d
 
 class LocalApi:
     """``train_trial``'s ``api`` without Ray (benchmarks, tests, a notebook): nothing to resume
-    from, reports kept in ``reports``, checkpoints not kept."""
-
-    class Checkpoint:
-        @staticmethod
-        def from_directory(path: str) -> None:
-            return None
+    from but the study's checkpoints, reports kept in ``reports``."""
 
     def __init__(self):
         self.reports: list[dict] = []

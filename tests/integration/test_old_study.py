@@ -1,8 +1,9 @@
-"""A study started by an older ltray resumes under this one. Tune pickles a study's searcher
-(and with it the search space) and its callbacks with the study, by reference to the modules of
-the ltray that started it; 0.2 moved those modules into packages. The old ltray here is the
-last commit before the move, taken from this repository's history and run as a Ray Job whose
-working_dir is that old tree, so its driver and trial processes import the old code."""
+"""A study started by an older ltray resumes under this one. The old ltray here is the last
+commit of 0.1 (flat modules, Tune's saved state restored on --resume, in-process checkpoints in
+Tune's trial folders, no search journal), taken from this repository's history and run as a Ray
+Job whose working_dir is that old tree, so its driver and trial processes import the old code.
+This ltray finds the old study's configurations in Optuna and its rows, and the killed trial's
+checkpoint in Tune's trial folder."""
 
 import os
 import signal
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.ray
 OLD = "9120648"  # the last commit with the flat modules (ltray/sweep.py, ltray/space.py, ltray/recovery.py)
 # in-process trials long enough (~15 s each) that the driver is killed mid-trial, before any finishes
 SETS = ["methods=ce,balanced_softmax", "search.num_samples=2", "train.epochs=300", "train.warmup_epochs=1",
-        "resources.in_process=true", "resources.max_concurrent_trials=1"]
+        "resources.in_process=true", "resources.max_concurrent_trials=1", "resources.checkpoint_every_s=0"]
 
 
 def _old_tree(dest) -> str:
@@ -35,15 +36,15 @@ def _old_tree(dest) -> str:
 
 
 def _kill_when_mid_trial(client, job_id: str, study) -> None:
-    """SIGKILL the old sweep's driver once Tune has saved its state and the first trial has
-    stored epochs but no row."""
+    """SIGKILL the old sweep's driver once the first trial has a checkpoint in Tune's trial
+    folder and no row."""
     deadline = time.time() + 300
     while True:
         info = client.get_job_info(job_id)
         assert not info.status.is_terminal(), client.get_job_logs(job_id)[-3000:]
         assert time.time() < deadline, "the old study never reached a trial mid-training"
-        saved = list((study / "ray" / "tune").glob("experiment_state-*.json"))
-        if saved and list(study.glob("epochs/*.parquet")) and info.driver_info is not None:
+        saved = list((study / "ray" / "tune").glob("run_trial_*/checkpoint_*/state.pt"))
+        if saved and info.driver_info is not None:
             assert not list(study.glob("trials/*.parquet")), "a trial finished before the kill"
             os.kill(int(info.driver_info.pid), signal.SIGKILL)
             return
@@ -64,12 +65,11 @@ def test_a_study_started_before_the_move_resumes_after_it(ray_head, tmp_path):
         if client.get_job_status(job).is_terminal():
             break
         time.sleep(1)
-    tuner = (results / "old" / "ray" / "tune" / "tuner.pkl").read_bytes()
-    assert b"ltray.space" in tuner and b"ltray.recovery" in tuner  # pickled by the old ltray's names
     r = run_cli(["-m", "ltray.sweep", "experiments/quickstart.py", "--address", ray_head["address"], "--results",
                  str(results), "--name", "old", "--resume", "--set", *SETS], env=ray_head["env"])
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     trials = R.load_study(str(results / "old"), ("trials",))["trials"].to_pylist()
     assert sorted((t["method"], t["status"]) for t in trials) == [("balanced_softmax", "completed"), ("ce", "completed")]
+    assert max(t["resumed_at"] for t in trials) > 0  # the killed trial went on from its checkpoint
     epochs = R.load_study(str(results / "old"), ("epochs",))["epochs"]
     assert epochs.num_rows == 2 * 300  # every epoch of both trials stored once

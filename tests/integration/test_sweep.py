@@ -21,7 +21,6 @@ from ltray.core.longtail import shifted_test_indices
 from ltray.datasets import DataConfig, load_data
 from ltray.results.provenance import code_version
 from ltray.results.rows import SHIFT_ADJUSTMENTS
-from ltray.results.storage import open_store
 
 pytestmark = pytest.mark.ray
 TINY = ["train.epochs=2", "train.warmup_epochs=1", "search.num_samples=2", "methods=ce,balanced_softmax"]
@@ -92,7 +91,6 @@ def test_tiny_study_writes_every_table_and_values_match_the_logits(ray_head, tmp
 def _assert_optuna_was_told_the_table(study):
     """One definition: every Optuna trial's value is the trials table's val_bal_acc of the same
     configuration (the selected epoch's, not the last epoch's)."""
-    import optuna
 
     storage = f"sqlite:///{study / 'optuna.db'}"
     told = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage).trials
@@ -128,57 +126,6 @@ def test_asha_study_one_definition_from_searcher_to_summary(ray_head, tmp_path):
                if ln.split() and ln.split()[0] in ("ce", "logit_adjusted") and len(ln.split()) == 8}
     for m in method_summary(R.load_study(str(tmp_path / "asha"), ("trials",))["trials"]):
         assert summary[m["method"]][1] == pytest.approx(m["val_bal_acc"]["mean"] * 100, abs=0.006)
-
-
-@pytest.mark.parametrize("storage", ["default", "journal", "rdb", "s3"])
-def test_resume_after_the_driver_is_killed_does_not_retrain_finished_trials(ray_head, tmp_path, storage, request):
-    """With each kind of search.storage (the SQLite default, Optuna's JournalStorage file, an RDB
-    URL), and with results on S3, resumed as if on another machine (no working copy of the search)."""
-    from ltray.results.search_storage import local_db, open_storage
-
-    url = {"journal": f"journal:{tmp_path}/search/journal.log", "rdb": f"sqlite:///{tmp_path}/search/elsewhere.db"}.get(storage, "")
-    (tmp_path / "search").mkdir()  # SQLite makes its file, not its folder (a missing one is refused)
-    results = f"{request.getfixturevalue('s3')['bucket']}/{tmp_path.name}" if storage == "s3" else str(tmp_path)
-    study_dir = f"{results}/resume"
-    args = [sys.executable, "-m", "ltray.sweep", "experiments/quickstart.py", "--address", ray_head["address"],
-            "--results", results, "--name", "resume", "--set", *TINY, "search.num_samples=3",
-            "methods=ce,balanced_softmax,logit_adjusted", "resources.max_concurrent_trials=1", "train.epochs=3",
-            *([f"search.storage={url}"] if url else [])]
-    proc = subprocess.Popen(args, cwd=ROOT, env=ray_head["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    deadline = time.time() + 400
-    while not R.finished_trials(study_dir):
-        assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-        assert time.time() < deadline, "no trial finished in time"
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)  # the sweep driver dies mid-study
-    proc.wait()
-    before = R.load_study(study_dir, ("trials", "epochs"))
-    assert before["trials"].num_rows == 1
-    if storage == "s3":  # another machine: the search comes back from the study's copy on S3
-        os.remove(local_db(study_dir))
-    # Tune's own upload of its state, cut off by the kill: ltray's whole copy of the set is put back
-    store = open_store(study_dir)
-    newest = max(i.base_name for i in store.listdir("ray", "tune") if i.base_name.startswith("experiment_state-"))
-    store.write_bytes(store.read_bytes("ray", "tune", newest)[:10], "ray", "tune", newest)
-    r = subprocess.run(args + ["--resume"], cwd=ROOT, env=ray_head["env"], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    trials = R.load_study(study_dir)["trials"].to_pylist()
-    assert len(trials) == 3 and all(t["status"] == "completed" for t in trials), \
-        [(t["method"], t["status"], t["error"]) for t in trials]
-    assert "Tune's saved state was damaged" in r.stdout
-    assert sorted(t["method"] for t in trials) == ["balanced_softmax", "ce", "logit_adjusted"]
-    # the finished trial was not trained (or written) again
-    first = before["trials"].to_pylist()[0]
-    assert next(t for t in trials if t["trial_id"] == first["trial_id"])["finished_at"] == first["finished_at"]
-    # the searcher was told every trial once, in the storage the study names
-    assert (tmp_path / "resume" / "optuna.db").is_file() == (storage == "default")
-    study = optuna.load_study(storage=open_storage(url, study_dir, resume=True), study_name="resume")
-    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 3
-    if storage == "s3":  # and the study's copy on S3, taken at Tune's last save, knows them all
-        open_store(study_dir).fetch(str(tmp_path / "copy.db"), "optuna.db")
-        copy = optuna.load_study(storage=f"sqlite:///{tmp_path / 'copy.db'}", study_name="resume")
-        assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in copy.trials) == 3
 
 
 def test_submit_as_a_ray_job_to_a_real_head_with_repeats(ray_head, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from dashboard import figures
 from fixtures_study import trial_row
 from ltray.results.disk import FULL
-from ltray.sweep import claims, outcomes
+from ltray.sweep import outcomes
 from ltray import results as R
 from ltray.core.metrics import VAL_METRICS
 from ltray.core.longtail import shifted_test_indices
@@ -259,7 +259,7 @@ def test_resume_forgets_the_end_of_a_trial_that_runs_again(tmp_path):
     outcomes.mark_ended(study, "a", "error", error="killed")
     R.write_table(study, "trials", "b", R.table("trials", trial_row("b", "ce", {}, 0, 0.6, 0.5)))
     outcomes.mark_ended(study, "b", "complete")
-    claims.release_stale_claims(study)
+    outcomes.forget_ends(study, ["a"])
     assert set(outcomes.outcomes(study)) == {"b"}
 
 

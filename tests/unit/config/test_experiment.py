@@ -2,6 +2,7 @@
 before Ray starts, and nothing is written."""
 
 import os
+import re
 import textwrap
 
 import pytest
@@ -60,11 +61,26 @@ def test_overrides_by_dotted_path(tmp_path):
     (["search.objectives=val_bal_acc,val_few", "search.sampler=tpe"], "nsga2"),
     (["train.milestones=0.5,1.5"], "fractions"),
     (["repeats=0"], "repeats"),
-    (["name=../escape"], "plain folder name"),
+    (["name=../escape"], "study name must be"),
+    # issue 18: values that used to start a study (or end in a traceback after Ray started)
+    (["seed=-1"], "seed must be in [0,"),
+    (["data.subset_seed=-5"], "data.subset_seed must be in"),
+    (["seed=1e23"], "seed must lie within"),
+    (["train.epochs=1e30"], "train.epochs must lie within"),
+    (["train.epochs=200000"], "train.epochs must be in [1, 100000]"),
+    (["search.num_samples=1e12"], "search.num_samples must lie within"),
+    (["search.num_samples=200000"], "search.num_samples must be in"),
+    (["train.batch_size=99999999999"], "train.batch_size must lie within"),
+    (["data.rho=1e308"], "without a training image"),
+    (["data.rho=116"], "rho is at most 115"),
+    (["search.seed=-3"], "search.seed must be in"),
+    (["repeats=5000"], "repeats must be in [1, 1000]"),
+    (["name=a?b"], "study name must be"),
+    (["name=" + "a" * 101], "study name must be"),
     (["broken"], "key=value"),
 ])
 def test_bad_experiments_are_refused_before_anything_is_written(tmp_path, sets, message):
-    with pytest.raises(LtrayError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(LtrayError, match=re.escape(message)):
         _prep(tmp_path, *sets)
     assert not (tmp_path / "results").exists()
 

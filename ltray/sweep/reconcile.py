@@ -1,0 +1,196 @@
+"""Before a run: Optuna's record made to agree with the study's truth, and the run's plan.
+
+The rows and the search journal are the truth (``ltray.sweep.plan``). Optuna's study follows
+them: a configuration whose trials all have final rows is told (again, if a killed driver never
+told it); one still training has a RUNNING trial; a trial Optuna asked for that the journal never
+recorded (the driver died in between) is marked FAIL. A lost or damaged ``optuna.db`` is rebuilt
+from the rows. A study started before the journal existed gets one, from Optuna's asked trials
+and the rows. Everything here runs before Ray starts. No Ray here.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import optuna
+
+from ltray import results as R
+from ltray.config import Experiment
+from ltray.errors import LtrayError
+from ltray.methods.space import Space, default_points
+from ltray.results import search_storage
+from ltray.results.storage import open_store, shown
+from ltray.sweep import journal
+from ltray.sweep.journal import Configuration
+from ltray.sweep.outcomes import forget_ends
+from ltray.sweep.plan import RunPlan, StudyState, derive, is_final, plan_run, values_of
+
+RUNNING = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+
+
+@dataclass
+class SearchSetup:
+    """What a run starts from: the recorded configurations and the run's plan."""
+
+    configurations: list[Configuration]
+    plan: RunPlan
+    resumed: bool = False
+    """A resumed study (a new one starts with no configuration)."""
+
+
+def prepare_search(exp: Experiment, study_dir: str, resume: bool) -> SearchSetup:
+    """Open (or rebuild) the study's Optuna record, bring it in line with the rows and the
+    journal, and plan the run. A new study starts empty, its methods' defaults queued first."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage, damaged = search_storage.open_repaired(exp.search.storage, study_dir, resume, repair=resume)
+    existed = exp.name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    study = optuna.create_study(study_name=exp.name, storage=storage, load_if_exists=True,
+                                directions=["maximize"] * len(exp.search.objectives))
+    if existed and not resume and study.trials:
+        raise LtrayError(f"search.storage {exp.search.storage!r} already holds an Optuna study named {exp.name!r} "
+                         f"with {len(study.trials)} trials; pass --name to start a new study (nothing was changed)")
+    if resume:
+        set_aside_damaged(study_dir)
+    state = StudyState.read(study_dir) if resume else StudyState({}, {}, {})
+    configurations = journal.read_all(study_dir) if resume else []
+    if resume:
+        configurations += _adopted(exp, study, state, configurations, study_dir)
+        _repair(exp, study, storage, configurations, state, study_dir)
+    if not existed or not study.trials:
+        _queue_defaults(exp, study, configurations)
+    if resume and (damaged or not existed) and configurations:
+        why = damaged or "it was missing"
+        print(f"search state: Optuna's study rebuilt from the rows of {len(configurations)} configurations ({why})",
+              flush=True)
+    search_storage.publish(exp.search.storage, study_dir)
+    plan = plan_run(exp, configurations, state)
+    forget_ends(study_dir, [c.trials[r] for c, r in plan.work if r < len(c.trials) and c.trials[r]])
+    return SearchSetup(configurations, plan, resume)
+
+
+def set_aside_damaged(study_dir: str) -> list[R.Damaged]:
+    """Every results file that cannot be read moves to ``damaged/<table>/`` (kept, never written
+    over); a trial whose ``trials`` row was in one has no row now, so it trains again."""
+    _, damaged = R.read_study(study_dir)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    store = open_store(study_dir)
+    for d in damaged:
+        store.move((d.table, f"{d.trial_id}.parquet"), ("damaged", d.table, f"{d.trial_id}.parquet.{stamp}"))
+        again = "; the trial trains again" if d.table == "trials" else ""
+        print(f"damaged results file moved to {shown(store.uri_of('damaged', d.table))}: {d}{again}", flush=True)
+    return damaged
+
+
+def _adopted(exp: Experiment, study: optuna.Study, state: StudyState, recorded: list[Configuration],
+             study_dir: str) -> list[Configuration]:
+    """Journal records for what a study started before the journal (or lost with a record) holds:
+    Optuna's asked trials no record names, and the trials no record names."""
+    numbers = {c.number for c in recorded}
+    known = {t for c in recorded for t in c.trials if t}
+    asked = [(t.number, t.params) for t in study.get_trials(deepcopy=False)
+             if t.state != optuna.trial.TrialState.WAITING and t.number not in numbers]
+    out = derive(exp, state, asked, known)
+    for c in out:
+        journal.write(study_dir, c)
+    return out
+
+
+def _repair(exp: Experiment, study: optuna.Study, storage, configurations: list[Configuration], state: StudyState,
+            study_dir: str) -> None:
+    """Every configuration gets an Optuna trial that says how it stands: told when all its
+    repeats are final, RUNNING while one trains; a RUNNING trial no configuration names fails."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for c in configurations:
+        final = is_final(c, state, exp.repeats)
+        values = values_of(c, state, exp.search.objectives) if final else None
+        if c.number is None or c.number not in trials:
+            c.number = _create(exp, storage, study_id, c, final, values)
+            journal.write(study_dir, c)
+        elif final and trials[c.number].state in RUNNING:
+            tell(study, storage, c.number, values)
+    named = {c.number for c in configurations}
+    for t in trials.values():
+        if t.state == optuna.trial.TrialState.RUNNING and t.number not in named:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+
+
+def tell(study: optuna.Study, storage, number: int, values: list[float] | None) -> None:
+    """Tell a configuration's values (per objective, the mean over its repeats), or FAIL when no
+    repeat has one; nothing when Optuna already knows it finished (told before a driver died)."""
+    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name),
+                                                                number)
+    if storage.get_trial(trial_id).state.is_finished():
+        return
+    if values is None:
+        study.tell(number, state=optuna.trial.TrialState.FAIL)
+    else:
+        study.tell(number, values if len(values) > 1 else values[0])
+
+
+def _create(exp: Experiment, storage, study_id: int, c: Configuration, final: bool, values) -> int:
+    """An Optuna trial for a configuration Optuna lost: finished with its values, or RUNNING."""
+    params, distributions = distributions_of(exp, c.method, c.hp)
+    State = optuna.trial.TrialState
+    state = State.RUNNING if not final else (State.COMPLETE if values is not None else State.FAIL)
+    kwargs = {"values": values} if state == State.COMPLETE else {}
+    template = optuna.trial.create_trial(state=state, params=params, distributions=distributions,
+                                         user_attrs=user_attrs(c), **kwargs)
+    return storage.get_trial_number_from_id(storage.create_new_trial(study_id, template_trial=template))
+
+
+def user_attrs(c: Configuration) -> dict:
+    """What maps an Optuna trial to the study's tables (optuna-dashboard shows them)."""
+    return {"trial_ids": [t for t in c.trials if t], "method": c.method}
+
+
+def distributions_of(exp: Experiment, method: str, hp: dict) -> tuple[dict, dict]:
+    """The Optuna params and distributions of a configuration, from the study's search space."""
+    probe = _Probe(method, hp)
+    Space(exp.methods, exp.search.ranges)(probe)
+    return probe.params, probe.distributions
+
+
+class _Probe:
+    """A stand-in Optuna trial that answers the space's suggestions with a configuration's values
+    and records each one's distribution."""
+
+    def __init__(self, method: str, hp: dict):
+        self.fixed = {"method": method, **{f"{method}.{k}": v for k, v in hp.items()}}
+        self.params, self.distributions = {}, {}
+
+    def _take(self, name, dist):
+        value = self.fixed[name]
+        self.params[name], self.distributions[name] = value, dist
+        return value
+
+    def suggest_float(self, name, low, high, log=False, step=None):
+        return self._take(name, optuna.distributions.FloatDistribution(low, high, log=log, step=step))
+
+    def suggest_int(self, name, low, high, log=False, step=1):
+        self.fixed[name] = int(round(self.fixed[name]))
+        return self._take(name, optuna.distributions.IntDistribution(low, high, log=log, step=step))
+
+    def suggest_categorical(self, name, choices):
+        return self._take(name, optuna.distributions.CategoricalDistribution(choices))
+
+
+def _queue_defaults(exp: Experiment, study: optuna.Study, configurations: list[Configuration]) -> None:
+    """Each method's published defaults run first: queued in Optuna (asked before the sampler
+    proposes anything), unless a configuration at those defaults exists already."""
+    if not exp.search.search_defaults_first:
+        return
+    waiting = [t.params for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))]
+    have = {(c.method, _knobs(c.hp)) for c in configurations}
+    for point in default_points(exp.methods):
+        m = point["method"]
+        hp = {k[len(m) + 1:]: v for k, v in point.items() if k.startswith(m + ".")}
+        if (m, _knobs(hp)) not in have and point not in waiting:
+            study.enqueue_trial(point)
+
+
+def _knobs(hp: dict) -> tuple:
+    return tuple(sorted((k, float(v)) for k, v in hp.items() if not (isinstance(v, float) and math.isnan(v))))
+

@@ -1,0 +1,64 @@
+"""Damaged files are loud: the report and SQL name every unreadable file in what they print, the
+report exits non-zero when a method of the study is missing because of one; SQL sees the
+study's tables and no file of the machine, and stops at its timeout or at Ctrl-C."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+from fixtures_study import write_study
+from ltray.report import cli as report
+from ltray.report import query
+
+
+@pytest.fixture()
+def study(tmp_path):
+    path = write_study(tmp_path)
+    (path / "experiment.json").write_text(json.dumps({"name": "fx", "methods": ["ce", "logit_adjusted", "dive"]}))
+    return path
+
+
+def _cut(path):
+    path.write_bytes(path.read_bytes()[:30])
+
+
+def test_an_unreadable_trials_file_is_named_and_a_missing_method_fails_the_report(study, capsys):
+    _cut(study / "trials" / "t4.parquet")  # logit_adjusted keeps t5
+    assert report.main([str(study)]) == 0
+    out = capsys.readouterr().out
+    assert "note: skipped unreadable results file" in out and "t4.parquet" in out
+    _cut(study / "trials" / "t6.parquet")  # dive's only trial
+    assert report.main([str(study), "--format", "markdown"]) == 1
+    captured = capsys.readouterr()
+    assert "skipped, unreadable" in captured.out and "t6.parquet" in captured.out  # in the provenance
+    assert "error: no result of dive could be read" in captured.err
+
+
+def test_sql_names_unreadable_files_and_reaches_no_file_of_the_machine(study, capsys):
+    _cut(study / "trials" / "t1.parquet")
+    assert query.run(str(study), "SELECT count(*) FROM trials").rows == [(5,)]
+    assert "t1.parquet" in capsys.readouterr().err
+    for sql in ("SELECT * FROM read_csv('/etc/passwd')", f"COPY (SELECT 1) TO '{study}/out.csv'",
+                f"ATTACH '{study}/x.db'", "SET enable_external_access = true"):
+        with pytest.raises(Exception, match="disabled by configuration|locked"):
+            query.run(str(study), sql)
+    assert not (study / "out.csv").exists() and not (study / "x.db").exists()
+    with pytest.raises(Exception, match=r"stopped after 0.5 s"):
+        query.run(str(study), "SELECT sum(a.range * 2) FROM range(100000000000) a", timeout_s=0.5)
+
+
+def test_ctrl_c_stops_a_runaway_query(study):
+    proc = subprocess.Popen([sys.executable, "-m", "ltray.query", str(study),
+                             "SELECT sum(a.range * 2) FROM range(100000000000) a", "--timeout", "0"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)  # started, and deep in the query
+    assert proc.poll() is None
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and time.time() - t0 < 10
