@@ -72,13 +72,16 @@ def prepare_search(exp: Experiment, study_dir: str, resume: bool) -> SearchSetup
 
 def set_aside_damaged(study_dir: str) -> list[R.Damaged]:
     """Every results file that cannot be read moves to ``damaged/<table>/`` (kept, never written
-    over); a trial whose ``trials`` row was in one has no row now, so it trains again."""
+    over); a trial whose ``trials`` row was in one has no row now, so it trains again: its
+    recorded end goes too, or an end ASHA gave it would count as final and label it stopped."""
     _, damaged = R.read_study(study_dir)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     store = open_store(study_dir)
     for d in damaged:
         store.move((d.table, f"{d.trial_id}.parquet"), ("damaged", d.table, f"{d.trial_id}.parquet.{stamp}"))
         again = "; the trial trains again" if d.table == "trials" else ""
+        if again:
+            forget_ends(study_dir, [d.trial_id])
         print(f"damaged results file moved to {shown(store.uri_of('damaged', d.table))}: {d}{again}", flush=True)
     return damaged
 

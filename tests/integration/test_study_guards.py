@@ -66,7 +66,7 @@ def test_a_lost_search_and_a_damaged_trials_file_resume_to_the_end(ray_head, tmp
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "search state: Optuna's study rebuilt" in r.stdout and "the trial trains again" in r.stdout
     after = {t["trial_id"]: t for t in R.load_study(str(study), ("trials",))["trials"].to_pylist()}
-    assert set(after) == set(before) and all(t["status"] == "completed" for t in after.values())
+    assert set(after) == set(before) and all(t["status"] == "completed" for t in after.values()), (before, after, r.stdout[-3000:])
     kept = next(t for t in before if t != cut)
     assert after[kept]["finished_at"] == before[kept]["finished_at"]  # not trained again
     assert after[cut]["finished_at"] >= before[cut]["finished_at"]  # trained again, under its own id

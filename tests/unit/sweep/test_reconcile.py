@@ -13,6 +13,7 @@ from ltray.config import Experiment
 from ltray.results.storage import open_store
 from ltray.sweep import journal
 from ltray.sweep.journal import Configuration
+from ltray.sweep.outcomes import mark_ended
 from ltray.sweep.plan import StudyState, plan_run, values_of
 from ltray.sweep.reconcile import prepare_search
 
@@ -111,8 +112,12 @@ def test_a_study_from_before_the_journal_is_adopted_from_optuna_and_the_rows(tmp
     assert [(c.key, r) for c, r in setup.plan.work] == [("d0", 1)] and setup.plan.new == 1
 
 
-def test_a_damaged_trials_file_is_moved_aside_and_its_trial_trains_again(tmp_path, capsys):
+@pytest.mark.parametrize("ended_by_asha", [False, True])
+def test_a_damaged_trials_file_is_moved_aside_and_its_trial_trains_again(tmp_path, capsys, ended_by_asha):
     study = _study(tmp_path)
+    if ended_by_asha:  # a recorded end must not make the trial final once its row is gone
+        mark_ended(study, "a1", "complete", result={"val_bal_acc": 0.6, "progress": 1.0},
+                   config={"method": "ce", "hp": {}, "repeat": 1})
     path = tmp_path / "fx" / "trials" / "a1.parquet"
     path.write_bytes(path.read_bytes()[:40])
     setup = prepare_search(EXP, study, resume=True)
