@@ -92,7 +92,7 @@ def load(path: str, names: tuple[str, ...] = TABLES, trial_ids=None) -> tuple[di
         if hit is not None:
             return hit
         tables, damaged = R.read_study(path, names, trial_ids)
-        notes = [str(d) for d in damaged]
+        notes = [f"skipped {d}" for d in damaged]
         with _lock:
             _cache[key] = (sig, tables, notes)
             _cache.move_to_end(key)

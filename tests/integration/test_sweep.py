@@ -232,7 +232,9 @@ def test_a_trial_whose_worker_died_after_trains_restarts_runs_again_on_resume(ra
                             text=True)
     _kill_mid_trial(ray_head, proc, tmp_path / "died" / "epochs", "RayTrainWorker")
     out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0 and "a process of the trial died; --resume runs it again" in out, out[-4000:]
+    # its only trial has no result: the sweep says so and exits 1, the way to go on named
+    assert proc.returncode == 1 and "a process of the trial died; --resume runs it again" in out, out[-4000:]
+    assert "no trial of" in out and "produced a result (1 rows: interrupted)" in out, out[-4000:]
     (trial,) = R.load_study(str(tmp_path / "died"), ("trials",))["trials"].to_pylist()
     assert trial["status"] == "interrupted" and "a process of the trial died (ActorDiedError" in trial["error"], trial
     r = subprocess.run(args + ["--resume"], cwd=ROOT, env=ray_head["env"], capture_output=True, text=True, timeout=600)
