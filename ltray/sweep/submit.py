@@ -22,8 +22,11 @@ from ltray.errors import LtrayError
 from ltray.config import apply_overrides, load_experiment, validate
 
 PROJECT = Path(ltray.__file__).resolve().parent.parent
-EXCLUDES = [".git", ".venv", "venv", "results", "data", "__pycache__", ".pytest_cache", ".hypothesis", "*.egg-info",
-            "docs/*.png"]
+# gitignore patterns, as Ray reads them: a leading "/" anchors one at the project's top (a bare
+# "results" would also drop the package ltray/results/, and the job would import whatever ltray
+# the cluster happens to have installed)
+EXCLUDES = ["/.git", "/.venv", "/venv", "/results", "/data", "__pycache__", ".pytest_cache", ".hypothesis",
+            "*.egg-info", "docs/*.png"]
 
 
 def build_entrypoint(experiment: str, sweep_args: list[str]) -> tuple[str, str]:
