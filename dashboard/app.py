@@ -16,8 +16,8 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import figures, search_figures
 from dashboard.studies import (PAIRED_TABLES, StudyRefused, importances, list_studies, load, optuna_storage, resolve,
-                               search_signature, shared, signature, trials_with)
-from ltray.report import method_summary
+                               search_signature, search_studies, shared, signature, trials_with)
+from ltray.report import method_summary, search_settings
 from ltray.results.schema import TrialStatus
 from ltray.results.storage import is_uri, shown
 
@@ -66,7 +66,7 @@ def _layout() -> html.Div:
                 id="trials", sort_action="native", filter_action="native", page_size=15,
                 columns=[{"name": c, "id": c} for c in figures.TRIAL_COLUMNS], style_table={"overflowX": "auto"})),
             _section("Per-shot accuracy", _graph("shots")),
-            _section("Paired comparison against CE (seed k vs seed k; bootstrap over seeds and test images)",
+            _section("Paired comparison against CE (seed k vs seed k)", html.P(id="paired-caption"),
                      dash_table.DataTable(id="paired", columns=[{"name": c, "id": c} for c in figures.PAIRED_COLUMNS],
                                           style_table={"overflowX": "auto"}),
                      _graph("gap")),
@@ -75,7 +75,10 @@ def _layout() -> html.Div:
                      _graph("per-class")),
             _section("Post-hoc tau curve", dcc.Dropdown(id="tau-trial", placeholder="trial"), _graph("tau")),
             _section("DiVE virtual examples", dcc.Dropdown(id="ve-trial", placeholder="DiVE trial"), _graph("virtual")),
-            _section("Search", _graph("history"), _graph("importance"), _graph("parallel"), _graph("pareto")),
+            _section("Tuning budget", _graph("budget")),
+            _section("Search", dcc.Dropdown(id="search-study", clearable=False, placeholder="Optuna study",
+                                            style={"width": "420px"}),
+                     _graph("history"), _graph("importance"), _graph("parallel"), _graph("pareto")),
         ]),
     ])
 
@@ -111,9 +114,9 @@ def _overview(app: dash.Dash, root: str) -> None:
     page holds the signature of what it shows (``overview-seen``)."""
 
     @functools.lru_cache(maxsize=8)
-    def search(path: str, sig) -> tuple[dict, str]:  # redrawn when the search state changes
+    def search(path: str, sig, which: str | None) -> tuple[dict, str]:  # redrawn when the search state changes
         try:
-            st = optuna_storage(path)
+            st = optuna_storage(path, which)
             return (search_figures.search_figures(*st, importances=functools.partial(importances, path))
                     if st else {}), ""
         except Exception as e:  # a damaged optuna.db (or an unreachable database) costs the search figures only
@@ -123,33 +126,35 @@ def _overview(app: dash.Dash, root: str) -> None:
     @app.callback(Output("trials", "data"), Output("best", "children"), Output("shots", "figure"),
                   Output("shifts", "figure"), Output("pc-trials", "options"), Output("tau-trial", "options"),
                   Output("ve-trial", "options"), Output("history", "figure"), Output("importance", "figure"),
-                  Output("parallel", "figure"), Output("pareto", "figure"), Output("content", "title"),
-                  Output("overview-seen", "data"),
-                  Input("current", "data"), Input("tick", "n_intervals"), State("overview-seen", "data"))
-    def overview(name, _tick, seen):
+                  Output("parallel", "figure"), Output("pareto", "figure"), Output("budget", "figure"),
+                  Output("search-study", "options"), Output("content", "title"), Output("overview-seen", "data"),
+                  Input("current", "data"), Input("tick", "n_intervals"), Input("search-study", "value"),
+                  State("overview-seen", "data"))
+    def overview(name, _tick, which, seen):
         empty = figures.empty("", "")
         try:
             path = resolve(root, name)
         except StudyRefused:
-            return [], "", empty, empty, [], [], [], empty, empty, empty, empty, "", None
-        seeing = repr((name, signature(path, ("trials", "virtual")), search_signature(path)))
+            return [], "", empty, empty, [], [], [], empty, empty, empty, empty, empty, [], "", None
+        seeing = repr((name, signature(path, ("trials", "virtual")), search_signature(path), which))
         if seeing == seen:
             raise PreventUpdate  # nothing changed since this page drew it: nothing is sent
-        return (*shared(("overview", path, seeing), lambda: draw(path)), name, seeing)
+        return (*shared(("overview", path, seeing), lambda: draw(path, which)), name, seeing)
 
-    def draw(path: str) -> tuple:
+    def draw(path: str, which: str | None) -> tuple:
         """Every output but the last two, computed once per state of the study's files."""
         tables, notes = load(path, ("trials",))
         t = tables["trials"]
         shifts, more = load(path, ("shifts",), _selected(t))
         ids = [{"label": f"{r['method']} [{r['trial_id']}]", "value": r["trial_id"]}
                for r in t.to_pylist() if r["status"] == TrialStatus.COMPLETED]
-        s, note = search(path, search_signature(path))
+        s, note = search(path, search_signature(path), which)
         warn = html.Div([html.P(f"Warning: {n}", className="warning") for n in (*notes, *more, *([note] if note else []))])
         return (figures.trials_rows(t), [warn, _best_list(t)], figures.shot_bars(t), figures.shifts(shifts["shifts"], t),
                 ids, ids, [{"label": d, "value": d} for d in trials_with(path, "virtual")],
                 *(s.get(k, figures.empty(k, note or "")) for k in ("history", "importance", "parallel")),
-                s.get("pareto", figures.empty("Pareto front", note or "one objective")))
+                s.get("pareto", figures.empty("Pareto front", note or "one objective")),
+                figures.budget(t, search_settings(path)), [{"label": n, "value": n} for n in search_studies(path)])
 
 
 def _selected(trials) -> list[str]:
@@ -173,15 +178,16 @@ def _paired(app: dash.Dash, root: str) -> None:
         trials, _ = load(path, ("trials",))
         tables, _ = load(path, PAIRED_TABLES, _selected(trials["trials"]))
         tables = {**tables, **trials}
-        return figures.paired_rows(tables), figures.gap_bars(tables)
+        return (*figures.paired_view(tables), figures.gap_bars(tables))
 
-    @app.callback(Output("paired", "data"), Output("gap", "figure"), Output("paired-seen", "data"),
+    @app.callback(Output("paired", "data"), Output("paired-caption", "children"), Output("gap", "figure"),
+                  Output("paired-seen", "data"),
                   Input("current", "data"), Input("tick", "n_intervals"), State("paired-seen", "data"))
     def paired(name, _tick, seen):
         try:
             path = resolve(root, name)
         except StudyRefused:
-            return [], figures.empty("", ""), None
+            return [], "", figures.empty("", ""), None
         trials, _ = load(path, ("trials",))
         sig = (signature(path, ("trials",)), signature(path, PAIRED_TABLES, _selected(trials["trials"])))
         seeing = repr((name, sig))

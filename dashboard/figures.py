@@ -16,7 +16,9 @@ import pyarrow.compute as pc
 from ltray.core.longtail import shift_names
 from ltray.core.metrics import FEW_SHOT, MANY_SHOT, OVERALL, SHOT_GROUPS
 from ltray.errors import LtrayError
-from ltray.report import GROUPS, best_configurations, gap_table, method_summary, paired_table
+from ltray.report import (GROUPS, best_configurations, budget_curves, gap_table, method_summary, paired_caption,
+                          paired_table)
+from ltray.report.render import Diff
 
 SHOTS = (*SHOT_GROUPS, OVERALL)  # the per-shot bars: each shot group, then overall
 SHOT_LABELS = {"many": f"many (>{MANY_SHOT})", "medium": "medium", "few": f"few (<{FEW_SHOT})", OVERALL: "overall"}
@@ -241,20 +243,30 @@ def _pm(s: dict) -> str:
 
 def paired_rows(tables: dict, baseline: str = "ce") -> list[dict]:
     """``ltray.report.paired_table`` as table rows (%, mean ± 95% CI; the overall difference from
-    the baseline with its bootstrap interval, p and verdict); [] without the baseline's trials."""
+    the baseline with its interval, the Holm-adjusted p and the verdict, as ``ltray.report``
+    prints them); [] without the baseline's trials."""
+    return paired_view(tables, baseline)[0]
+
+
+def paired_view(tables: dict, baseline: str = "ce") -> tuple[list[dict], str]:
+    """:func:`paired_rows` and the caption ``ltray.report`` prints above them (what the
+    interval and p are, over how many seeds and comparisons)."""
     try:
         rows = paired_table(tables, baseline)
     except LtrayError:
-        return []
+        return [], ""
+    return _paired_cells(rows), paired_caption(rows, baseline)
+
+
+def _paired_cells(rows: list[dict]) -> list[dict]:
     out = []
     for r in rows:
         d = r.get("vs_baseline", {}).get("bal_acc")
-        verdict = "baseline" if d is None else ("not distinguishable" if d["lo"] <= 0 <= d["hi"] else
-                                                "better" if d["lo"] > 0 else "worse")
+        diff = Diff.of(d) if d is not None else None
         out.append({"row": r["row"], "seeds": r["seeds"], **{g: _pm(r[g]) for g in GROUPS},
-                    "vs_baseline": "" if d is None else
-                    f"{d['diff'] * 100:+.2f} [{d['lo'] * 100:+.2f}, {d['hi'] * 100:+.2f}]",
-                    "p": None if d is None else round(d["p"], 4), "verdict": verdict})
+                    "vs_baseline": "" if diff is None else (f"{diff.diff:+.2f}" if diff.p != diff.p else
+                                                            f"{diff.diff:+.2f} [{diff.lo:+.2f}, {diff.hi:+.2f}]"),
+                    "p": "" if diff is None else diff.p_text, "verdict": "baseline" if diff is None else diff.verdict})
     return out
 
 
@@ -278,3 +290,42 @@ def gap_bars(tables: dict, baseline: str = "ce") -> go.Figure:
                       title="Protocol gap: test accuracy with epoch (and tau) chosen on test, minus chosen on "
                             "validation")
     return fig
+
+
+# ---------------------------------------------------------------- tuning budget
+def budget_info(trials: pa.Table, search: dict | None = None) -> dict:
+    """``ltray.report.budget_curves`` per method: budgets, test and validation means and 95% CI
+    half-widths (%), and how they were estimated."""
+    search = search or {}
+    curves = budget_curves(trials, search.get("sampler", "tpe"), search.get("search_defaults_first", True))
+    lines = []
+    for c in curves:
+        pts = c["points"]
+        lines.append({"method": c["method"], "n": [p["n"] for p in pts], "note": c["note"],
+                      **{f"{k}{part}": [p[k][stat] * 100 for p in pts]
+                         for k in ("test", "val") for part, stat in (("", "mean"), ("_ci95", "ci95"))}})
+    return {"lines": lines, "estimate": curves[0]["estimate"] if curves else ""}
+
+
+def budget(trials: pa.Table, search: dict | None = None) -> go.Figure:
+    info = budget_info(trials, search)
+    drawn = [line for line in info["lines"] if line["n"]]
+    if not drawn:
+        return empty("Tuning budget", "no configuration order recorded (a study from before ltray 0.3)"
+                     if info["lines"] else "no trial yet")
+    fig = go.Figure()
+    for i, line in enumerate(drawn):
+        color = _COLORS[i % len(_COLORS)]
+        fig.add_scatter(x=line["n"], y=line["test"], name=f"{line['method']} (test)", mode="lines+markers",
+                        line=dict(color=color), legendgroup=line["method"],
+                        error_y=dict(type="data", array=[0 if v != v else v for v in line["test_ci95"]]))
+        fig.add_scatter(x=line["n"], y=line["val"], name=f"{line['method']} (validation)", mode="lines",
+                        line=dict(color=color, dash="dot"), legendgroup=line["method"])
+    fig.update_layout(title=f"Tuning budget: the validation-selected configuration after n configurations "
+                            f"({info['estimate']}; mean ± 95% CI over seeds)",
+                      xaxis_title="configurations searched (1: published defaults)",
+                      yaxis_title="balanced accuracy (%)", xaxis=dict(dtick=1))
+    return fig
+
+
+_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")

@@ -139,25 +139,47 @@ def trials_with(path: str, table: str) -> list[str]:
                   if i.base_name.endswith(".parquet"))
 
 
-def optuna_storage(path: str) -> tuple[object, str] | None:
-    """(Optuna storage, study name) of a study: the ``search.storage`` its experiment.json names,
-    else its ``optuna.db`` (for a study on a URI, a local copy of it), if it has one."""
+def optuna_storage(path: str, which: str | None = None) -> tuple[object, str] | None:
+    """(Optuna storage, Optuna study name) of a study: ``which`` of its Optuna studies (one per
+    method with search.per_method; :func:`search_studies`), else its first. The storage is the
+    ``search.storage`` its experiment.json names, else its ``optuna.db`` (for a study on a URI, a
+    local copy of it); None when it has none."""
+    found = _opened(path)
+    if found is None or not found[1]:
+        return None
+    storage, names = found
+    return storage, which if which in names else names[0]
+
+
+def search_studies(path: str) -> list[str]:
+    """The Optuna studies of a study: the one named after it, or ``<name>.<method>`` per method;
+    none when its search state cannot be read (a damaged optuna.db costs the search figures only)."""
+    try:
+        found = _opened(path)
+    except Exception:
+        return []
+    return found[1] if found else []
+
+
+def _opened(path: str) -> tuple[object, list[str]] | None:
     storage, study_name = _search_storage(path)
     if not storage:
         db = _local_db(path)
         if db is None:
             return None
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:  # read-only: the dashboard never writes
-            row = con.execute("select study_name from studies limit 1").fetchone()
-        return (f"sqlite:///{db}", row[0]) if row else None
-    if storage.startswith(search_storage.JOURNAL) and not os.path.isfile(storage[len(search_storage.JOURNAL):]):
+            names = [r[0] for r in con.execute("select study_name from studies order by study_id")]
+        opened = f"sqlite:///{db}"
+    elif storage.startswith(search_storage.JOURNAL) and not os.path.isfile(storage[len(search_storage.JOURNAL):]):
         return None  # opening would create it: the dashboard only reads
-    try:  # one storage may hold many studies (a shared journal): this study's is named after it
-        opened = search_storage.open_storage(storage, path)
-        names = {s.study_name for s in optuna.get_all_study_summaries(opened)}
-    except Exception:  # a database this machine cannot reach: the page shows no search figures
-        return None
-    return (opened, study_name) if study_name in names else None
+    else:
+        try:  # one storage may hold many studies (a shared journal): this study's are named after it
+            opened = search_storage.open_storage(storage, path)
+            names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
+        except Exception:  # a database this machine cannot reach: the page shows no search figures
+            return None
+    ours = [n for n in names if n == study_name or n.startswith(study_name + ".")]
+    return opened, ours if ours or storage else names[:1]
 
 
 def search_signature(path: str):

@@ -29,8 +29,13 @@ TRIALS = [  # (trial_id, method, params, seed, val, test)
 
 def write_study(root, name="fx", with_optuna=True):
     study = root / name
+    asked: dict[str, list] = {}  # per method, its configurations in the order the search asked for them
     for tid, method, params, seed, val, test in TRIALS:
-        R.write_table(str(study), "trials", tid, R.table("trials", trial_row(tid, method, params, seed, val, test)))
+        row = trial_row(tid, method, params, seed, val, test)
+        order = asked.setdefault(method, [])
+        order += [params] if params not in order else []
+        row.update(config_index=[order.index(params)])
+        R.write_table(str(study), "trials", tid, R.table("trials", row))
         C = len(COUNTS)
         pc = {"study": ["fx"] * 2 * C, "trial_id": [tid] * 2 * C, "split": ["val"] * C + ["test"] * C,
               "class_id": list(range(C)) * 2, "train_count": COUNTS * 2,

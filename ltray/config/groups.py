@@ -30,7 +30,16 @@ class SearchConfig:
     """How Optuna searches (through Ray Tune) over the methods and their knobs."""
 
     num_samples: int = 8
-    """Trials in the study, the first of which run every method at its published defaults."""
+    """Configurations in the study (each trained on every repeat), the first of which run every
+    method at its published defaults; one Optuna study picks the method. Unused with per_method."""
+    per_method: int = 0
+    """N > 0: every method gets exactly N distinct configurations (its published defaults first,
+    then its own Optuna study over its own knobs), so methods compare on the same tuning budget;
+    a method with fewer distinct configurations (no knobs) runs what it has. 0: num_samples."""
+    shared: tuple[str, ...] = ()
+    """Recipe fields every method searches as knobs of its own, e.g. ("train.weight_decay",), each
+    with its range in ``ranges`` ({"train.weight_decay": (1e-5, 1e-2)}; log scale when low > 0);
+    a method's published-defaults configuration trains at the study's recipe value."""
     objectives: tuple[str, ...] = ("val_bal_acc",)
     """Validation metrics to maximise: one (TPE) or two (NSGA-II), e.g. ("val_bal_acc", "val_few")."""
     sampler: str = "auto"
@@ -42,15 +51,19 @@ class SearchConfig:
     method with its own epoch count, e.g. cRT's classifier stage)."""
     duplicate_wait_s: float = 86400.0
     """Longest wait (s) of a trial whose configuration another trial is training, if that one never ends."""
+    startup_trials: int = 10
+    """TPE: configurations of an Optuna study sampled at random before TPE models the rest (Optuna's
+    n_startup_trials; the queued published defaults count). Lower it for small budgets (per_method=6)."""
     search_defaults_first: bool = True
     """Run each method once at its defaults before sampling (a baseline per method)."""
     seed: int = 0
     """Seed of the Optuna sampler."""
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
-    """Override a knob's search range: {"logit_adjusted.tau": (0.5, 2.0)} (--set search.ranges.logit_adjusted.tau=0.5,2)."""
+    """Override a knob's search range: {"logit_adjusted.tau": (0.5, 2.0)} (--set search.ranges.logit_adjusted.tau=0.5,2);
+    a shared knob's range: {"train.weight_decay": (1e-5, 1e-2)}."""
     storage: str = ""
     """Optuna's storage: "" = SQLite <study>/optuna.db (for results on a URI: a local file on the driver,
-    copied to <study>/optuna.db at each of Tune's saves); an RDB URL (postgresql://user@host/db); or
+    copied to <study>/optuna.db after every change to it); an RDB URL (postgresql://user@host/db); or
     journal:PATH, Optuna's JournalStorage file (safe on NFS)."""
     loggers: tuple[str, ...] = ()
     """Also log every trial to experiment trackers through Ray Tune's callbacks: "mlflow", "wandb" (one run per trial)."""
@@ -63,6 +76,10 @@ class SearchConfig:
         """Its own fields, given the study's ``train.epochs`` and number of methods."""
         if not 1 <= self.num_samples <= 100_000:
             raise LtrayError(f"search.num_samples must be in [1, 100000], got {self.num_samples}")
+        if not 0 <= self.startup_trials <= 100_000:
+            raise LtrayError(f"search.startup_trials must be in [0, 100000], got {self.startup_trials}")
+        if not 0 <= self.per_method <= 10_000:
+            raise LtrayError(f"search.per_method must be in [0, 10000] (0: num_samples decides), got {self.per_method}")
         if not 0 <= self.seed <= 2**31 - 1:
             raise LtrayError(f"search.seed must be in [0, {2**31 - 1}], got {self.seed}")
         if len(self.objectives) not in (1, 2):
@@ -87,7 +104,7 @@ class SearchConfig:
             raise LtrayError(f"search.loggers: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(LOGGERS)}")
         if len(set(self.loggers)) != len(self.loggers):
             raise LtrayError(f"search.loggers lists a logger twice: {self.loggers}")
-        if self.search_defaults_first and self.num_samples < n_methods:
+        if self.search_defaults_first and not self.per_method and self.num_samples < n_methods:
             raise LtrayError(f"search.num_samples={self.num_samples} is fewer than the {n_methods} methods; "
                              "every method runs once at its defaults first")
 

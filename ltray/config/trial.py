@@ -13,6 +13,7 @@ from ltray.config.groups import Experiment
 from ltray.config.recipe import Recipe
 from ltray.datasets import DataConfig, resolve
 from ltray.methods import get_method, logits_are_balanced, method_names
+from ltray.methods.space import SHARED, SharedKnob, split_knobs
 from ltray.results.schema import TrialMeta
 
 
@@ -37,20 +38,41 @@ class TrialPlan:
 
 
 def resolve_trial(exp: Experiment, method: str, hp: dict | None = None, repeat: int = 0) -> TrialPlan:
-    """The one decision of what a trial of ``method`` (knobs ``hp``, ``repeat``-th seed) trains with."""
+    """The one decision of what a trial of ``method`` (knobs ``hp``, ``repeat``-th seed) trains
+    with. Shared recipe knobs in ``hp`` (``train.weight_decay``) replace the study's recipe
+    fields before the method's own changes (LDAM-DRW's schedule keeps the searched decay)."""
     m = get_method(method)
-    full = m.hp(hp)
-    recipe = m.recipe(method_recipe(exp, method), full)
+    knobs, fields = split_knobs(hp or {})
+    full = m.hp(knobs)
+    base = method_recipe(exp, method)
+    if fields:
+        hints = typing.get_type_hints(Recipe)
+        base = replace(base, **{k: int(round(v)) if hints[k] is int else float(v) for k, v in fields.items()})
+    recipe = m.recipe(base, full)
     return TrialPlan(method=method, hp=full, repeat=repeat, seed=exp.seed + repeat, data=trial_data(exp, repeat),
                      recipe=recipe, balanced=logits_are_balanced(m, recipe))
 
 
-def meta_of(exp: Experiment, trial_id: str, method: str, hp: dict, repeat: int) -> TrialMeta:
+def meta_of(exp: Experiment, trial_id: str, method: str, hp: dict, repeat: int, config_index: int = -1) -> TrialMeta:
     """Who a trial of this study is (its rows' key columns): ``hp`` as the searcher gave them."""
     data = trial_data(exp, repeat)
     return TrialMeta(study=exp.name, trial_id=trial_id, method=method, params=dict(hp), seed=exp.seed + repeat,
                      repeat=repeat, dataset=data.name, rho=data.rho, model=exp.model.name,
-                     num_workers=exp.resources.num_workers, objective=exp.search.objectives[0])
+                     num_workers=exp.resources.num_workers, objective=exp.search.objectives[0],
+                     config_index=config_index)
+
+
+def shared_knobs(exp: Experiment) -> tuple[SharedKnob, ...]:
+    """The study's shared recipe knobs (``search.shared``), their ranges from ``search.ranges``
+    and their defaults from the study's recipe (validation checked both exist)."""
+    hints = typing.get_type_hints(Recipe)
+    out = []
+    for name in exp.search.shared:
+        low, high = exp.search.ranges[name]
+        field_name = name[len(SHARED):]
+        out.append(SharedKnob(name=name, low=float(low), high=float(high), integer=hints[field_name] is int,
+                              default=getattr(exp.train, field_name)))
+    return tuple(out)
 
 
 def stage_recipes(exp: Experiment) -> dict[str, Recipe]:

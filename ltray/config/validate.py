@@ -7,15 +7,15 @@ from __future__ import annotations
 import math
 import re
 import typing
-from dataclasses import fields, is_dataclass
+from dataclasses import fields, is_dataclass, replace
 
 from ltray.config.groups import ORACLE_TAU_MAX, Experiment
 from ltray.config.recipe import Recipe
-from ltray.config.trial import method_recipe, stage_methods
+from ltray.config.trial import method_recipe, shared_knobs, stage_methods
 from ltray.datasets import DataConfig, get_dataset, resolve
 from ltray.errors import LtrayError
 from ltray.methods import get_method, method_names
-from ltray.methods.space import declared_ranges
+from ltray.methods.space import SHARED, declared_ranges
 from ltray.models import MODELS
 
 MAX_INT = 2**31 - 1  # no integer field means more; a larger one overflows a seed or a count somewhere
@@ -91,6 +91,7 @@ def validate(exp: Experiment, cluster: dict | None = None, local_data: bool = Tr
     dataset = check_data(exp.data, local_data)
     exp.train.validate()
     exp.search.validate(exp.train.epochs, len(exp.methods))
+    _check_shared(exp)
     _check_ranges(exp)
     _check_recipe_overrides(exp)
     exp.resources.validate(cluster)
@@ -156,8 +157,49 @@ def _check_recipe_overrides(exp: Experiment) -> None:
         method_recipe(exp, m).validate()
 
 
+def _check_shared(exp: Experiment) -> None:
+    """Each shared knob: a numeric recipe field, named once, with a range that holds the study's
+    value (its published-defaults configurations train at it), not also set per method."""
+    hints = typing.get_type_hints(Recipe)
+    numeric = sorted(f.name for f in fields(Recipe) if hints[f.name] in (int, float))
+    if len(set(exp.search.shared)) != len(exp.search.shared):
+        raise LtrayError(f"search.shared names a knob twice: {exp.search.shared}")
+    for name in exp.search.shared:
+        field_name = name[len(SHARED):]
+        if not name.startswith(SHARED) or field_name not in numeric:
+            raise LtrayError(f"search.shared[{name!r}] must be 'train.<field>' of a numeric recipe field: "
+                             + ", ".join(SHARED + f for f in numeric))
+        if name not in exp.search.ranges:
+            raise LtrayError(f"search.shared names {name} without a range: set search.ranges[{name!r}] = (low, high) "
+                             f"(--set search.ranges.{name}=LOW,HIGH)")
+        set_per_method = [k for k in exp.recipe_overrides if k.partition(".")[2] == field_name]
+        if set_per_method:
+            raise LtrayError(f"search.shared searches {name}, which recipe_overrides also sets ({', '.join(set_per_method)}); "
+                             "drop one of the two")
+    for knob in shared_knobs(exp):
+        lo, hi = knob.low, knob.high
+        if knob.integer and not (lo == int(lo) and hi == int(hi)):
+            raise LtrayError(f"search.ranges[{knob.name!r}] = ({lo:g}, {hi:g}): {knob.name} is an integer; give whole numbers")
+        if exp.search.search_defaults_first and not lo <= knob.default <= hi:
+            raise LtrayError(f"search.ranges[{knob.name!r}] = ({lo:g}, {hi:g}) excludes the study's {knob.name}="
+                             f"{knob.default:g}, which the published-defaults configurations train with; widen the "
+                             "range or set search.search_defaults_first=false")
+        for end in (lo, hi):  # every value of the range is a recipe the trials can train with
+            try:
+                replace(exp.train, **{knob.name[len(SHARED):]: type(knob.default)(end)}).validate()
+            except LtrayError as e:
+                raise LtrayError(f"search.ranges[{knob.name!r}] = ({lo:g}, {hi:g}) reaches a value the recipe "
+                                 f"refuses: {e}") from None
+
+
 def _check_ranges(exp: Experiment) -> None:
     for key, (lo, hi) in exp.search.ranges.items():
+        if key.startswith(SHARED):
+            if key not in exp.search.shared:
+                raise LtrayError(f"search.ranges[{key!r}] is the range of a shared knob: add {key!r} to search.shared")
+            if not lo < hi:
+                raise LtrayError(f"search.ranges[{key!r}] = ({lo}, {hi}) is empty or inverted: need low < high")
+            continue
         method, _, knob = key.partition(".")
         if method not in exp.methods:
             raise LtrayError(f"search.ranges[{key!r}]: {method!r} is not among methods {exp.methods}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ltray.core.longtail import shift_names
 from ltray.core.metrics import SHOT_RANGES
+from ltray.report.budget import budget_curves
 from ltray.report.render import Column, Diff, Stat, Table, Value, text_lines
 from ltray.report.select import method_summary
 from ltray.report.tables import GROUPS, gap_table, la_table, paired_table, shift_table
@@ -48,25 +49,34 @@ def shifts_report(tables) -> Table:
 def paired_report(tables, baseline: str = "ce") -> Table:
     """The paired table: per row, test accuracy per group and the difference from the baseline."""
     rows = paired_table(tables, baseline)
-    n = max(r["seeds"] for r in rows)
-    title = (f"test accuracy (%), mean +- 95% CI over {n} paired seeds; difference vs {baseline}: paired bootstrap "
-             "over seeds and test images")
+    title = paired_caption(rows, baseline)
     cells = []
     for r in rows:
         d = r.get("vs_baseline", {}).get("bal_acc")
-        vs = "(baseline)" if d is None else Diff(d["diff"] * 100, d["lo"] * 100, d["hi"] * 100, d["p"])
-        cells.append((r["row"], *(Stat.of(r[g]) for g in GROUPS), vs))
-    notes = []
-    for group in ("few", "medium"):
-        diffs = [(r["row"], r["vs_baseline"][group]) for r in rows if "vs_baseline" in r]
-        diffs = [(name, d) for name, d in diffs if d["diff"] == d["diff"]]
-        notes.append(f"{group}-shot difference vs {baseline}: " + ("; ".join(
-            f"{name} {d['diff'] * 100:+.2f} [{d['lo'] * 100:+.2f}, {d['hi'] * 100:+.2f}]" for name, d in diffs)
-            or f"no class in the {group}-shot group ({SHOT_RANGES[group]} training images)"))
+        cells.append((r["row"], *(Stat.of(r[g]) for g in GROUPS), "(baseline)" if d is None else Diff.of(d)))
+    notes = [_group_note(rows, baseline, group) for group in ("few", "medium")]
     return Table(caption=title, before=(title,), after=tuple(notes), trial_ids=_used(rows),
                  columns=(Column("method", 24, "<"), Column("overall", 16), Column("many", 16), Column("medium", 16),
                           Column("few", 16), Column(f"vs {baseline} (overall)", align="<", sep="   ")),
                  rows=tuple(cells))
+
+
+def paired_caption(rows: list[dict], baseline: str = "ce") -> str:
+    """What the paired table's numbers are (the report's and the dashboard's heading)."""
+    n = max((r["seeds"] for r in rows), default=0)
+    m = max((r["vs_baseline"]["bal_acc"]["comparisons"] for r in rows if "vs_baseline" in r), default=0)
+    return (f"test accuracy (%), mean +- 95% CI over {n} paired seed{'s' if n != 1 else ''}; difference vs {baseline}"
+            + (": t interval over seeds and test images, p Holm-adjusted over "
+               f"{m} comparison{'s' if m != 1 else ''}" if n > 1 else
+               ": 1 seed, so no test (differences of two trained models only)"))
+
+
+def _group_note(rows: list[dict], baseline: str, group: str) -> str:
+    diffs = [(r["row"], r["vs_baseline"][group]) for r in rows if "vs_baseline" in r]
+    diffs = [(name, Diff.of(d)) for name, d in diffs if d["diff"] == d["diff"]]
+    if not diffs:
+        return f"{group}-shot difference vs {baseline}: no class in the {group}-shot group ({SHOT_RANGES[group]} training images)"
+    return f"{group}-shot difference vs {baseline}: " + "; ".join(f"{name} {d.text()}" for name, d in diffs)
 
 
 def gap_report(tables, baseline: str = "ce") -> Table:
@@ -86,6 +96,39 @@ def gap_report(tables, baseline: str = "ce") -> Table:
                           Column("medium (optimism)", 14, short="medium"), Column("few (optimism)", 14, short="few")))
 
 
+def budget_report(trials, search: dict | None = None) -> list[Table]:
+    """The budget curves (``ltray.report.budget``): test, then validation, balanced accuracy of
+    each method's selected configuration after n = 1 .. N configurations; ``search``: the
+    study's search settings (its experiment.json), for the sampler and the defaults-first rule."""
+    search = search or {}
+    curves = budget_curves(trials, search.get("sampler", "tpe"), search.get("search_defaults_first", True))
+    top = max((c["configurations"] for c in curves), default=0)
+    how = ("expected best of n random configurations (Dodge et al. 2019)" if search.get("sampler") == "random"
+           else "best so far, in the order the search asked for them")
+    first = "; budget 1: the published defaults" if search.get("search_defaults_first", True) else ""
+    notes = tuple(f"{c['method']}: {c['note']}" for c in curves if c["note"])
+    fewer = [f"{c['method']} {c['configurations']}" for c in curves if not c["note"] and c["configurations"] < top]
+    if fewer and search.get("per_method"):
+        notes += (f"fewer distinct configurations than search.per_method={search['per_method']} (a space without "
+                  f"knobs holds one; a whole-number space may hold fewer): {', '.join(fewer)}",)
+    elif fewer:
+        notes += (f"unequal budgets: one search over all methods gave each what it chose ({', '.join(fewer)} of "
+                  f"{top}); search.per_method gives every method the same",)
+    used = frozenset(t for c in curves for p in c["points"] for t in p["trial_ids"])
+    out = []
+    for key, what in (("test", "Test"), ("val", "Validation")):
+        title = (f"{what} balanced accuracy (%) of each method's validation-selected configuration after n "
+                 f"configurations, mean +- 95% CI over seeds: {how}{first}")
+        cells = []
+        for c in curves:
+            by_n = {p["n"]: Stat.of(p[key]) for p in c["points"]}
+            cells.append((c["method"], str(c["configurations"]), *(by_n.get(n, "-") for n in range(1, top + 1))))
+        out.append(Table(caption=title, before=(title,), after=notes if key == "val" else (), trial_ids=used,
+                         columns=(Column("method", 18, "<"), Column("configs", 8))
+                         + tuple(Column(f"n={n}", 15) for n in range(1, top + 1)), rows=tuple(cells)))
+    return out
+
+
 def _used(rows: list[dict]) -> frozenset[str]:
     return frozenset(t for r in rows for t in r["trial_ids"])
 
@@ -100,8 +143,11 @@ def gap_lines(tables, baseline: str = "ce") -> list[str]:
     return text_lines(gap_report(tables, baseline))
 
 
-def report_tables(tables, which: str, baseline: str = "ce") -> list[Table]:
-    """The tables ``--table which`` prints (paired: the paired comparison, then the protocol gap)."""
+def report_tables(tables, which: str, baseline: str = "ce", search: dict | None = None) -> list[Table]:
+    """The tables ``--table which`` prints (paired: the paired comparison, then the protocol gap;
+    budget: test then validation budget curves, ``search`` the study's search settings)."""
+    if which == "budget":
+        return budget_report(tables["trials"], search)
     if which == "paired":
         return [paired_report(tables, baseline), gap_report(tables, baseline)]
     if which == "gap":

@@ -57,26 +57,46 @@ class Value:
 
 @dataclass(frozen=True)
 class Diff:
-    """A paired difference in points: observed, its 95% bootstrap interval and two-sided p."""
+    """A paired difference in points: observed, its 95% interval, and the verdict from the
+    Holm-adjusted two-sided p. With one seed there is no test (interval and p NaN)."""
 
     diff: float
     lo: float
     hi: float
     p: float
+    """Holm-adjusted over the rows compared with the baseline."""
+
+    @classmethod
+    def of(cls, d: dict) -> Diff:
+        """From ``ltray.core.stats.paired_difference``'s dict of fractions (with ``p_holm``), in points."""
+        return cls(d["diff"] * 100, d["lo"] * 100, d["hi"] * 100, d.get("p_holm", d["p"]))
 
     @property
     def verdict(self) -> str:
-        return "not distinguishable" if self.lo <= 0 <= self.hi else ("better" if self.lo > 0 else "worse")
+        if self.p != self.p:
+            return "1 seed: differences of these two trained models only"
+        return "not distinguishable" if self.p >= 0.05 else ("better" if self.diff > 0 else "worse")
 
     @property
     def p_text(self) -> str:
-        return "p<0.001" if self.p < 0.001 else f"p={self.p:.3f}"  # the bootstrap's floor is 2 / (replicates + 1)
+        return p_text(self.p)
 
     def text(self, pm: str = " +- ") -> str:
+        if self.p != self.p:
+            return f"{self.diff:+.2f} ({self.verdict})"
         return f"{self.diff:+.2f} [{self.lo:+.2f}, {self.hi:+.2f}] {self.p_text} {self.verdict}"
 
     def latex(self) -> str:
+        if self.p != self.p:
+            return f"${self.diff:+.2f}$ ({self.verdict})"
         return f"${self.diff:+.2f}$ [${self.lo:+.2f}$, ${self.hi:+.2f}$] ${self.p_text}$ {self.verdict}"
+
+
+def p_text(p: float) -> str:
+    """A p-value as every view prints it: p<0.001 below that, else three decimals; "" for none."""
+    if p != p:
+        return ""
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
 Cell = str | Stat | Value | Diff

@@ -27,21 +27,40 @@ def configurations(trials) -> dict[tuple, list[dict]]:
     return groups
 
 
-def best_configurations(trials, objective: str | None = None) -> dict[str, list[dict]]:
-    """Per method, the seeds of its configuration with the best mean validation objective: the
-    study's own (its first search objective, which every row records; ``val_bal_acc`` for rows
-    from before it was recorded), which is what the searcher averaged over repeats. The one
-    selection the CLI summary, ``ltray.report`` and the dashboard use."""
+def study_objective(groups: dict[tuple, list[dict]], objective: str | None = None) -> str:
+    """The metric the study selects on: its first search objective, which every row records
+    (``val_bal_acc`` for rows from before it was recorded)."""
+    if objective is not None:
+        return objective
+    recorded = {r.get("objective") for rows in groups.values() for r in rows} - {None, ""}
+    return recorded.pop() if len(recorded) == 1 else "val_bal_acc"
+
+
+def asked_order(rows: list[dict]) -> float:
+    """When the search asked for a configuration: its first trial's ``config_index`` (inf when
+    not recorded, before ltray 0.3)."""
+    known = [r["config_index"] for r in rows if r.get("config_index") is not None and r["config_index"] >= 0]
+    return min(known) if known else float("inf")
+
+
+def pick_best(groups: dict[tuple, list[dict]], objective: str) -> dict[str, list[dict]]:
+    """Per method, the seeds of its configuration with the best mean ``objective``; among equal
+    means, the one the search asked for first."""
     best: dict[str, tuple[float, list[dict]]] = {}
-    groups = configurations(trials)
-    if objective is None:
-        recorded = {r.get("objective") for rows in groups.values() for r in rows} - {None, ""}
-        objective = recorded.pop() if len(recorded) == 1 else "val_bal_acc"
-    for (method, _), rows in groups.items():
-        score = float(np.mean([r[objective] for r in rows]))
+    for (method, _), rows in sorted(groups.items(), key=lambda kv: asked_order(kv[1])):  # stable: ties keep row order
+        score = round(float(np.mean([r[objective] for r in rows])), 12)  # equal accuracies summed in another order tie
         if method not in best or score > best[method][0]:
             best[method] = (score, rows)
     return {m: rows for m, (_, rows) in sorted(best.items())}
+
+
+def best_configurations(trials, objective: str | None = None) -> dict[str, list[dict]]:
+    """Per method, the seeds of its configuration with the best mean validation objective: the
+    study's own (:func:`study_objective`), which is what the searcher averaged over repeats;
+    among equal means, the one asked for first. The one selection the CLI summary,
+    ``ltray.report`` and the dashboard use (the budget table's last budget included)."""
+    groups = configurations(trials)
+    return pick_best(groups, study_objective(groups, objective))
 
 
 def method_summary(trials, objective: str | None = None) -> list[dict]:

@@ -11,7 +11,7 @@ import torch
 
 from ltray.core.metrics import OVERALL, SHOT_GROUPS, shot_masks
 from ltray.core.posthoc import logit_adjust, logit_prior
-from ltray.core.stats import mean_ci, paired_difference
+from ltray.core.stats import holm, mean_ci, paired_difference
 from ltray.datasets import get_dataset
 from ltray.errors import LtrayError
 from ltray.report.select import best_configurations
@@ -111,10 +111,11 @@ def _correct(stored: tuple, trial: dict, variant: str) -> np.ndarray:
     return f.argmax(1) == y
 
 
-def paired_table(tables, baseline: str = "ce", replicates: int = 4000, objective: str | None = None) -> list[dict]:
+def paired_table(tables, baseline: str = "ce", objective: str | None = None) -> list[dict]:
     """Per compared row: test accuracy per group (mean +- 95% t-interval over seeds) and its paired
-    difference from ``baseline`` (seed k against seed k: same subset and initial weights),
-    with a bootstrap over seeds and test images (``ltray.stats.paired_difference``)."""
+    difference from ``baseline`` (seed k against seed k: same subset and initial weights):
+    ``ltray.core.stats.paired_difference``, each group's p also Holm-adjusted over the rows
+    compared (``p_holm``, what a verdict uses)."""
     best = best_configurations(tables["trials"], objective)
     if baseline not in best:
         raise LtrayError(f"no completed {baseline!r} trials to compare against; name another with --baseline "
@@ -134,9 +135,20 @@ def paired_table(tables, baseline: str = "ce", replicates: int = 4000, objective
             b = np.stack([_correct(stored[base[k]["trial_id"]], base[k], "raw") for k in seeds])
             y = np.stack([stored[runs[k]["trial_id"]][0] for k in seeds])
             counts = stored[base[seeds[0]]["trial_id"]][2]
-            row["vs_baseline"] = paired_difference(a, b, y, counts.size, group_masks(counts), shared, replicates)
+            row["vs_baseline"] = paired_difference(a, b, y, counts.size, group_masks(counts), shared)
         out.append(row)
+    _adjust(out)
     return out
+
+
+def _adjust(rows: list[dict]) -> None:
+    """Holm over the rows compared with the baseline, per group: ``p_holm`` and ``comparisons``."""
+    compared = [r["vs_baseline"] for r in rows if "vs_baseline" in r]
+    for g in GROUPS:
+        ps = [d[g]["p"] for d in compared]
+        m = sum(p == p for p in ps)  # NaN p (one seed, an empty group) is no comparison
+        for d, adjusted in zip(compared, holm(ps)):
+            d[g]["p_holm"], d[g]["comparisons"] = adjusted, m
 
 
 def gap_table(tables, baseline: str = "ce", objective: str | None = None) -> list[dict]:

@@ -64,6 +64,9 @@ class TrialMeta:
     """The validation metric the study selects on (its first search objective)."""
     node: str = ""
     """The Ray node that trained the trial (its rank 0); empty outside Ray."""
+    config_index: int = -1
+    """Which configuration of its method the search asked for (0, 1, ...; 0: its published defaults
+    when they run first): the order of a budget curve. -1: not known (outside a study, before ltray 0.3)."""
 
 
 @dataclass
@@ -123,6 +126,8 @@ class TrialRecord:
     """The validation metric the study selects on: the searcher's, and every view's selection."""
     node: str = ""
     """The Ray node that trained the trial (its rank 0), as ``ray.get_runtime_context().get_node_id()``."""
+    config_index: int = -1
+    """Which configuration of its method the search asked for, in order (0: the first; -1: not known)."""
 
     @classmethod
     def of(cls, meta: TrialMeta, **values) -> TrialRecord:

@@ -26,7 +26,7 @@ from ltray.results.schema import TrialStatus
 from ltray.results.storage import join, open_store
 from ltray.sweep import claims
 from ltray.sweep.lease import LeaseLost
-from ltray.sweep.journal import TRIAL_ID, TRIAL_INDEX
+from ltray.sweep.journal import CONFIG_INDEX, TRIAL_ID, TRIAL_INDEX
 from ltray.sweep.outcomes import DIED, ProcessDied, record_duplicate, record_failed, stored_result, wait_for_original
 from ltray.sweep.trial import TrialSpec, train_trial
 
@@ -37,7 +37,7 @@ def run_trial(config: dict, exp: Experiment, study_dir: str, run_id: str = "") -
     when the trial writes its row)."""
     trial_id = config.get(TRIAL_ID) or tune.get_context().get_trial_id()
     method, hp = split_config(config)
-    repeat = int(config.get(TRIAL_INDEX, 0))
+    repeat, index = int(config.get(TRIAL_INDEX, 0)), int(config.get(CONFIG_INDEX, -1))
     if R.finished_trials(study_dir).get(trial_id) == TrialStatus.FAILED:  # a retry of a recorded failure
         raise RuntimeError(f"trial {trial_id} failed: see its row in the trials table")
     done = stored_result(study_dir, trial_id)
@@ -47,9 +47,9 @@ def run_trial(config: dict, exp: Experiment, study_dir: str, run_id: str = "") -
     check_space(study_dir, exp.resources.min_free_mb)
     original = claims.claim(study_dir, method, hp, exp.seed + repeat, repeat, trial_id)
     if original != trial_id:  # TPE re-picked a configuration already trained: same result, no training
-        _report_duplicate(exp, study_dir, meta_of(exp, trial_id, method, hp, repeat), original)
+        _report_duplicate(exp, study_dir, meta_of(exp, trial_id, method, hp, repeat, index), original)
         return
-    spec = TrialSpec.build(exp, study_dir, trial_id, method, hp, repeat, run_id)
+    spec = TrialSpec.build(exp, study_dir, trial_id, method, hp, repeat, run_id, index)
     if exp.resources.in_process:
         _train_in_process(spec)
     else:

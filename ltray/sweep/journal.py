@@ -13,12 +13,14 @@ import json
 import warnings
 from dataclasses import asdict, dataclass, field
 
+from ltray.methods.space import SHARED
 from ltray.results.provenance import now
 from ltray.results.storage import open_store
 
 FOLDER = "search"
 TRIAL_ID = "__trial_id__"  # in a Tune trial's config: the ltray trial it trains (Tune's own id differs for a resumed one)
 TRIAL_INDEX = "__trial_index__"  # in a Tune trial's config: its repeat
+CONFIG_INDEX = "__config_index__"  # in a Tune trial's config: which configuration of its method (Configuration.index)
 
 
 def trial_of(trial) -> str:
@@ -38,13 +40,22 @@ class Configuration:
     trials: list[str] = field(default_factory=list)
     """The ltray trial of each repeat so far: trials[r] trains repeat r ("" where none has yet)."""
     number: int | None = None
-    """The Optuna trial's number; None until one records it (a search state rebuilt from the rows)."""
+    """The Optuna trial's number in its study; None until one records it (a search state rebuilt from the rows)."""
     asked_at: str = ""
+    study: str = ""
+    """The Optuna study that asked for it: "" the study's own (one search over all methods), else
+    the method's own study (``search.per_method``), named ``<study>.<method>``."""
+    index: int = -1
+    """Which configuration of its method it is, in the order asked (0: the first); -1: not known."""
+
+    def params(self) -> dict:
+        """The method and its knobs as the search space names them (``method.knob``, ``train.field``)."""
+        return {"method": self.method, **{k if k.startswith(SHARED) else f"{self.method}.{k}": v
+                                          for k, v in self.hp.items()}}
 
     def config(self, repeat: int) -> dict:
         """Tune's config of the trial that trains ``repeat``."""
-        return {"method": self.method, **{f"{self.method}.{k}": v for k, v in self.hp.items()},
-                TRIAL_INDEX: repeat, TRIAL_ID: self.trials[repeat]}
+        return {**self.params(), TRIAL_INDEX: repeat, TRIAL_ID: self.trials[repeat], CONFIG_INDEX: self.index}
 
 
 def write(study_dir: str, c: Configuration) -> None:

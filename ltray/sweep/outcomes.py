@@ -19,6 +19,7 @@ from ltray.core.metrics import VAL_METRICS
 from ltray.results.rows import empty_row, row_without_result
 from ltray.results.schema import TrialMeta, TrialStatus
 from ltray.results.storage import open_store
+from ltray.sweep import journal
 from ltray.sweep.claims import claims
 
 
@@ -62,6 +63,7 @@ def label_unfinished(exp: Experiment, study_dir: str) -> None:
     done = set(tabs["trials"].column("trial_id").to_pylist())
     epochs = tabs["epochs"].to_pylist()
     claimed, ended = claims(study_dir), outcomes(study_dir)
+    index = {t: c.index for c in journal.read_all(study_dir) for t in c.trials if t}
     for tid in sorted(({e["trial_id"] for e in epochs} | set(ended)) - done):
         how = ended.get(tid)
         if how is None:
@@ -72,7 +74,7 @@ def label_unfinished(exp: Experiment, study_dir: str) -> None:
         else:
             status, why = TrialStatus.INTERRUPTED, f"ended without a result: {how['error'] or 'unknown error'}"
         c = claimed.get(tid) or (how or {}).get("config") or {}
-        meta = meta_of(exp, tid, c.get("method", ""), c.get("hp", {}), c.get("repeat", 0))
+        meta = meta_of(exp, tid, c.get("method", ""), c.get("hp", {}), c.get("repeat", 0), index.get(tid, -1))
         rows = [e for e in epochs if e["trial_id"] == tid]
         row = row_without_result(meta, status, why, rows, how["result"] if how else {})
         R.write_table(study_dir, "trials", tid, R.table("trials", row))

@@ -12,11 +12,14 @@ here; Optuna is the searcher's business (``ltray.sweep.searcher``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from ltray import results as R
 from ltray.config import Experiment
+from ltray.methods.space import split_config
 from ltray.results.schema import TrialStatus
+from ltray.sweep import spaces
 from ltray.sweep.claims import claims
 from ltray.sweep.journal import Configuration
 from ltray.sweep.outcomes import outcomes
@@ -67,6 +70,8 @@ class RunPlan:
     new: int
     """Configurations still to ask the sampler for."""
     repeats: int
+    new_of: dict[str, int] = field(default_factory=dict)
+    """search.per_method: method -> its configurations still to ask for (they sum to ``new``)."""
 
     @property
     def trials(self) -> int:
@@ -76,10 +81,15 @@ class RunPlan:
 
 def plan_run(exp: Experiment, configurations: list[Configuration], state: StudyState) -> RunPlan:
     """The run's work: every repeat of a recorded configuration without a final trial, and the
-    configurations the budget (``search.num_samples``) still allows."""
+    configurations the budget (``search.num_samples``, or each method's ``search.per_method``)
+    still allows."""
     work = [(c, r) for c in configurations for r in range(exp.repeats)
             if r >= len(c.trials) or not c.trials[r] or not state.final(c.trials[r])]
-    return RunPlan(work=work, new=max(0, exp.search.num_samples - len(configurations)), repeats=exp.repeats)
+    if not spaces.per_method(exp):
+        return RunPlan(work=work, new=max(0, exp.search.num_samples - len(configurations)), repeats=exp.repeats)
+    have = Counter(c.method for c in configurations)
+    new_of = {m: max(0, q - have[m]) for m, q in spaces.quota(exp).items()}
+    return RunPlan(work=work, new=sum(new_of.values()), repeats=exp.repeats, new_of=new_of)
 
 
 def is_final(c: Configuration, state: StudyState, repeats: int) -> bool:
@@ -102,9 +112,11 @@ def values_of(c: Configuration, state: StudyState, objectives: tuple[str, ...]) 
     return [sum(v[i] for v in per_repeat) / len(per_repeat) for i in range(len(objectives))]
 
 
-def derive(exp: Experiment, state: StudyState, asked: list[tuple[int, dict]], known: set[str]) -> list[Configuration]:
-    """The configurations of a study started before the journal existed (ltray 0.1),
-    from Optuna's asked trials ((number, params) in number order) and the trials the study
+def derive(exp: Experiment, state: StudyState, asked: list[tuple[str, int, dict]],
+           known: set[str]) -> list[Configuration]:
+    """The configurations of a study started before the journal existed (ltray 0.1), or whose
+    records were lost, from Optuna's asked trials ((study, number, params) in number order; the
+    params name the method) and the trials the study
     knows of (rows, claims, recorded ends) that no ``known`` configuration names. Each Optuna
     trial takes, per repeat, the first unassigned trial with its method and knobs; the trials
     left over form configurations of their own (their Optuna trials were lost)."""
@@ -113,11 +125,11 @@ def derive(exp: Experiment, state: StudyState, asked: list[tuple[int, dict]], kn
         ident = state.identity(tid)
         if ident is not None:
             method, hp, repeat = ident
-            pool.setdefault((method, _knobs(hp), repeat), []).append(tid)
-    out = [_from_optuna(number, params, pool, exp.repeats) for number, params in asked]
+            pool.setdefault((method, knob_key(hp), repeat), []).append(tid)
+    out = [_from_optuna(study, number, params, pool, exp.repeats) for study, number, params in asked]
     for (method, knobs, repeat), tids in sorted(pool.items(), key=lambda kv: kv[0][2]):
         for tid in tids:  # a leftover trial joins the first leftover configuration with its slot free
-            home = next((c for c in out if c.number is None and c.method == method and _knobs(c.hp) == knobs
+            home = next((c for c in out if c.number is None and c.method == method and knob_key(c.hp) == knobs
                          and (len(c.trials) <= repeat or not c.trials[repeat])), None)
             if home is None:
                 home = Configuration(key=tid, method=method, hp=dict(knobs), trials=[])
@@ -127,18 +139,32 @@ def derive(exp: Experiment, state: StudyState, asked: list[tuple[int, dict]], kn
     return out
 
 
-def _from_optuna(number: int, params: dict, pool: dict, repeats: int) -> Configuration:
-    method = params.get("method", "")
-    hp = {k[len(method) + 1:]: v for k, v in params.items() if k.startswith(method + ".")}
+def _from_optuna(study: str, number: int, params: dict, pool: dict, repeats: int) -> Configuration:
+    method, hp = split_config({"method": "", **params})
     trials = []
     for r in range(repeats):
-        free = pool.get((method, _knobs(hp), r), [])
+        free = pool.get((method, knob_key(hp), r), [])
         trials.append(free.pop(0) if free else "")  # "": no trial of this repeat started yet
     while trials and not trials[-1]:
         trials.pop()
     key = next((t for t in trials if t), f"optuna-{number}")
-    return Configuration(key=key, method=method, hp=hp, trials=trials, number=number)
+    return Configuration(key=key, method=method, hp=hp, trials=trials, number=number, study=study)
 
 
-def _knobs(hp: dict) -> tuple:
-    return tuple(sorted((k, float(v)) for k, v in hp.items()))
+def knob_key(hp: dict) -> tuple:
+    """A configuration's knobs as a comparable key (a NaN knob, from an old row, left out)."""
+    return tuple(sorted((k, float(v)) for k, v in hp.items() if not (isinstance(v, float) and math.isnan(v))))
+
+
+def number_unindexed(configurations: list[Configuration]) -> list[Configuration]:
+    """Give each configuration without an ``index`` (adopted, or from before ltray 0.3) the next
+    one of its method, in the order they were asked for; returns those it changed."""
+    top = Counter()
+    for c in configurations:
+        top[c.method] = max(top[c.method], c.index + 1)
+    changed = []
+    for c in configurations:
+        if c.index < 0:
+            c.index, top[c.method] = top[c.method], top[c.method] + 1
+            changed.append(c)
+    return changed

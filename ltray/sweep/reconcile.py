@@ -10,7 +10,6 @@ and the rows. Everything here runs before Ray starts. No Ray here.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -19,13 +18,14 @@ import optuna
 from ltray import results as R
 from ltray.config import Experiment
 from ltray.errors import LtrayError
-from ltray.methods.space import Space, default_points
+from ltray.methods.space import split_config
 from ltray.results import search_storage
 from ltray.results.storage import open_store, shown
-from ltray.sweep import journal
+from ltray.sweep import journal, spaces
 from ltray.sweep.journal import Configuration
 from ltray.sweep.outcomes import forget_ends
-from ltray.sweep.plan import RunPlan, StudyState, derive, is_final, plan_run, values_of
+from ltray.sweep.plan import (RunPlan, StudyState, derive, is_final, knob_key, number_unindexed, plan_run,
+                              values_of)
 
 RUNNING = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
 
@@ -41,26 +41,32 @@ class SearchSetup:
 
 
 def prepare_search(exp: Experiment, study_dir: str, resume: bool) -> SearchSetup:
-    """Open (or rebuild) the study's Optuna record, bring it in line with the rows and the
-    journal, and plan the run. A new study starts empty, its methods' defaults queued first."""
+    """Open (or rebuild) the study's Optuna record (one study, or one per method), bring it in
+    line with the rows and the journal, and plan the run. A new study starts empty, its
+    methods' defaults queued first."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage, damaged = search_storage.open_repaired(exp.search.storage, study_dir, resume, repair=resume)
-    existed = exp.name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
-    study = optuna.create_study(study_name=exp.name, storage=storage, load_if_exists=True,
-                                directions=["maximize"] * len(exp.search.objectives))
-    if existed and not resume and study.trials:
-        raise LtrayError(f"search.storage {exp.search.storage!r} already holds an Optuna study named {exp.name!r} "
-                         f"with {len(study.trials)} trials; pass --name to start a new study (nothing was changed)")
+    existed = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    studies = {name: optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
+                                         directions=["maximize"] * len(exp.search.objectives))
+               for name in spaces.study_names(exp)}
+    for name, study in studies.items():
+        if name in existed and not resume and study.trials:
+            raise LtrayError(f"search.storage {exp.search.storage!r} already holds an Optuna study named {name!r} "
+                             f"with {len(study.trials)} trials; pass --name to start a new study (nothing was changed)")
     if resume:
         set_aside_damaged(study_dir)
     state = StudyState.read(study_dir) if resume else StudyState({}, {}, {})
     configurations = journal.read_all(study_dir) if resume else []
     if resume:
-        configurations += _adopted(exp, study, state, configurations, study_dir)
-        _repair(exp, study, storage, configurations, state, study_dir)
-    if not existed or not study.trials:
-        _queue_defaults(exp, study, configurations)
-    if resume and (damaged or not existed) and configurations:
+        configurations += _adopted(exp, studies, state, configurations, study_dir)
+        for c in number_unindexed(configurations):
+            journal.write(study_dir, c)
+        _repair(exp, studies, storage, configurations, state, study_dir)
+    for name, study in studies.items():
+        if name not in existed or not study.trials:
+            _queue_defaults(exp, name, study, configurations)
+    if resume and (damaged or set(studies) - existed) and configurations:
         why = damaged or "it was missing"
         print(f"search state: Optuna's study rebuilt from the rows of {len(configurations)} configurations ({why})",
               flush=True)
@@ -86,38 +92,43 @@ def set_aside_damaged(study_dir: str) -> list[R.Damaged]:
     return damaged
 
 
-def _adopted(exp: Experiment, study: optuna.Study, state: StudyState, recorded: list[Configuration],
+def _adopted(exp: Experiment, studies: dict[str, optuna.Study], state: StudyState, recorded: list[Configuration],
              study_dir: str) -> list[Configuration]:
     """Journal records for what a study started before the journal (or lost with a record) holds:
     Optuna's asked trials no record names, and the trials no record names."""
-    numbers = {c.number for c in recorded}
+    numbers = {(c.study or exp.name, c.number) for c in recorded}
     known = {t for c in recorded for t in c.trials if t}
-    asked = [(t.number, t.params) for t in study.get_trials(deepcopy=False)
-             if t.state != optuna.trial.TrialState.WAITING and t.number not in numbers]
+    asked = []
+    for name, study in studies.items():
+        method = {"method": spaces.methods_of(exp, name)[0]} if spaces.per_method(exp) else {}
+        asked += [("" if name == exp.name else name, t.number, {**method, **t.params})
+                  for t in study.get_trials(deepcopy=False)
+                  if t.state != optuna.trial.TrialState.WAITING and (name, t.number) not in numbers]
     out = derive(exp, state, asked, known)
     for c in out:
         journal.write(study_dir, c)
     return out
 
 
-def _repair(exp: Experiment, study: optuna.Study, storage, configurations: list[Configuration], state: StudyState,
-            study_dir: str) -> None:
+def _repair(exp: Experiment, studies: dict[str, optuna.Study], storage, configurations: list[Configuration],
+            state: StudyState, study_dir: str) -> None:
     """Every configuration gets an Optuna trial that says how it stands: told when all its
     repeats are final, RUNNING while one trains; a RUNNING trial no configuration names fails."""
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    study_id = storage.get_study_id_from_name(study.study_name)
+    trials = {(name, t.number): t for name, study in studies.items() for t in study.get_trials(deepcopy=False)}
     for c in configurations:
+        name = c.study or spaces.study_of(exp, c.method)
         final = is_final(c, state, exp.repeats)
         values = values_of(c, state, exp.search.objectives) if final else None
-        if c.number is None or c.number not in trials:
-            c.number = _create(exp, storage, study_id, c, final, values)
+        if c.number is None or (name, c.number) not in trials:
+            c.study = "" if name == exp.name else name
+            c.number = _create(exp, storage, storage.get_study_id_from_name(name), c, final, values)
             journal.write(study_dir, c)
-        elif final and trials[c.number].state in RUNNING:
-            tell(study, storage, c.number, values)
-    named = {c.number for c in configurations}
-    for t in trials.values():
-        if t.state == optuna.trial.TrialState.RUNNING and t.number not in named:
-            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        elif final and trials[(name, c.number)].state in RUNNING:
+            tell(studies[name], storage, c.number, values)
+    named = {(c.study or exp.name, c.number) for c in configurations}
+    for (name, number), t in trials.items():
+        if t.state == optuna.trial.TrialState.RUNNING and (name, number) not in named:
+            studies[name].tell(number, state=optuna.trial.TrialState.FAIL)
 
 
 def tell(study: optuna.Study, storage, number: int, values: list[float] | None) -> None:
@@ -135,7 +146,7 @@ def tell(study: optuna.Study, storage, number: int, values: list[float] | None) 
 
 def _create(exp: Experiment, storage, study_id: int, c: Configuration, final: bool, values) -> int:
     """An Optuna trial for a configuration Optuna lost: finished with its values, or RUNNING."""
-    params, distributions = distributions_of(exp, c.method, c.hp)
+    params, distributions = distributions_of(exp, c)
     State = optuna.trial.TrialState
     state = State.RUNNING if not final else (State.COMPLETE if values is not None else State.FAIL)
     kwargs = {"values": values} if state == State.COMPLETE else {}
@@ -149,10 +160,10 @@ def user_attrs(c: Configuration) -> dict:
     return {"trial_ids": [t for t in c.trials if t], "method": c.method}
 
 
-def distributions_of(exp: Experiment, method: str, hp: dict) -> tuple[dict, dict]:
-    """The Optuna params and distributions of a configuration, from the study's search space."""
-    probe = _Probe(method, hp)
-    Space(exp.methods, exp.search.ranges)(probe)
+def distributions_of(exp: Experiment, c: Configuration) -> tuple[dict, dict]:
+    """The Optuna params and distributions of a configuration, from its Optuna study's space."""
+    probe = _Probe(c.params())
+    spaces.space_of(exp, c.study or spaces.study_of(exp, c.method))(probe)
     return probe.params, probe.distributions
 
 
@@ -160,8 +171,8 @@ class _Probe:
     """A stand-in Optuna trial that answers the space's suggestions with a configuration's values
     and records each one's distribution."""
 
-    def __init__(self, method: str, hp: dict):
-        self.fixed = {"method": method, **{f"{method}.{k}": v for k, v in hp.items()}}
+    def __init__(self, config: dict):
+        self.fixed = dict(config)
         self.params, self.distributions = {}, {}
 
     def _take(self, name, dist):
@@ -180,20 +191,14 @@ class _Probe:
         return self._take(name, optuna.distributions.CategoricalDistribution(choices))
 
 
-def _queue_defaults(exp: Experiment, study: optuna.Study, configurations: list[Configuration]) -> None:
-    """Each method's published defaults run first: queued in Optuna (asked before the sampler
-    proposes anything), unless a configuration at those defaults exists already."""
+def _queue_defaults(exp: Experiment, name: str, study: optuna.Study, configurations: list[Configuration]) -> None:
+    """Each method's published defaults run first: queued in its Optuna study (asked before the
+    sampler proposes anything), unless a configuration at those defaults exists already."""
     if not exp.search.search_defaults_first:
         return
     waiting = [t.params for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))]
-    have = {(c.method, _knobs(c.hp)) for c in configurations}
-    for point in default_points(exp.methods):
-        m = point["method"]
-        hp = {k[len(m) + 1:]: v for k, v in point.items() if k.startswith(m + ".")}
-        if (m, _knobs(hp)) not in have and point not in waiting:
+    have = {(c.method, knob_key(c.hp)) for c in configurations}
+    for method, point in zip(spaces.methods_of(exp, name), spaces.defaults_of(exp, name)):
+        _, hp = split_config({"method": method, **point})
+        if (method, knob_key(hp)) not in have and point not in waiting:
             study.enqueue_trial(point)
-
-
-def _knobs(hp: dict) -> tuple:
-    return tuple(sorted((k, float(v)) for k, v in hp.items() if not (isinstance(v, float) and math.isnan(v))))
-

@@ -20,7 +20,7 @@ from ltray.errors import LtrayError
 from ltray.results.disk import FULL, disk_full, free_mb
 from ltray.results.schema import TrialStatus
 from ltray.results.storage import join, open_store, parent, shown
-from ltray.sweep import faults, loggers
+from ltray.sweep import faults, loggers, spaces
 from ltray.sweep.driver import run_trial
 from ltray.sweep.outcomes import label_unfinished
 from ltray.sweep.progress import Progress
@@ -52,7 +52,8 @@ def launch(exp: Experiment, study_dir: str, address: str | None, run_id: str, se
         if on_connected is not None:
             on_connected()
         setup = setup_search()
-        print(f"study {exp.name}: {exp.search.num_samples * exp.repeats} trials of {', '.join(exp.methods)} on "
+        budget = (f" ({exp.search.per_method} configurations per method at most)" if spaces.per_method(exp) else "")
+        print(f"study {exp.name}: {spaces.planned(exp) * exp.repeats} trials{budget} of {', '.join(exp.methods)} on "
               f"{exp.data.name} (rho={exp.data.rho:g}), results in {shown(study_dir)}"
               + (f"; {setup.plan.trials} to train now" if setup.resumed else ""), flush=True)
         return run_study(exp, study_dir, setup, run_id)
@@ -65,7 +66,7 @@ def run_study(exp: Experiment, study_dir: str, setup: SearchSetup, run_id: str =
     study's own searcher hands them out (a fresh Tune experiment every run: nothing of Tune's
     saved state is read back). Labels every trial that ended without a row; returns the study folder."""
     study_dir = open_store(study_dir).uri  # local: an absolute path
-    expected = exp.search.num_samples * exp.repeats
+    expected = spaces.planned(exp) * exp.repeats
     errors = []
     try:
         if setup.plan.trials:

@@ -31,6 +31,8 @@ class TrialSpec:
 
     meta: R.TrialMeta
     """Who the trial is (study, id, method, knobs, seed, repeat, data and model names): every row's key."""
+    hp: dict
+    """The method's full hyperparameters (its defaults with the trial's method knobs; no shared recipe knob)."""
     study_dir: str
     """The study folder (local path or pyarrow URI) the trial writes its tables to."""
     data: DataConfig
@@ -50,10 +52,11 @@ class TrialSpec:
 
     @classmethod
     def build(cls, exp: Experiment, study_dir: str, trial_id: str, method: str, hp: dict, repeat: int,
-              run_id: str = "") -> TrialSpec:
+              run_id: str = "", config_index: int = -1) -> TrialSpec:
         plan = resolve_trial(exp, method, hp, repeat)
-        return cls(meta=meta_of(exp, trial_id, method, hp, repeat), study_dir=study_dir, data=plan.data,
-                   recipe=plan.recipe, balanced=plan.balanced, stages=StagePlan.build(exp, study_dir, plan.data),
+        return cls(meta=meta_of(exp, trial_id, method, hp, repeat, config_index), hp=plan.hp, study_dir=study_dir,
+                   data=plan.data, recipe=plan.recipe, balanced=plan.balanced,
+                   stages=StagePlan.build(exp, study_dir, plan.data),
                    resources=exp.resources, tau_max=exp.posthoc.tau_max, run_id=run_id)
 
 
@@ -107,7 +110,7 @@ def train_trial(spec: TrialSpec, api, rank: int, local_rank: int) -> None:
     faults.pause_point("trial_started")
     r = spec.resources
     try:
-        res = fit(data, meta.method, meta.params, ModelStart(name=meta.model, resume_from=resume, **start), spec.recipe,
+        res = fit(data, meta.method, spec.hp, ModelStart(name=meta.model, resume_from=resume, **start), spec.recipe,
                   seed=meta.seed, device=device, reporting=Reporting(report, r.report_every_s, r.checkpoint_every_s,
                                                                      on_epoch))
     except TrainingFailed as e:
@@ -132,7 +135,7 @@ def _write_tables(spec: TrialSpec, meta: R.TrialMeta, res, stage: str, teacher, 
                         val_y=res.val_labels, test_logits=res.test_logits, test_y=res.test_labels,
                         train_counts=res.train_counts, history=res.history, best_epoch=res.best_epoch, wall_s=wall_s,
                         taunorm=res.taunorm, stage=stage, resumed_at=res.start_epoch)
-    tabs.update(_method_tables(meta, stage, teacher, data, res.train_counts, device))
+    tabs.update(_method_tables(meta, spec.hp, stage, teacher, data, res.train_counts, device))
     for name in (*[t for t in tabs if t != "trials"], "trials"):
         R.write_table(spec.study_dir, name, meta.trial_id, R.table(name, tabs[name]))
 
@@ -150,14 +153,15 @@ def _resume_folder(study_dir: str, trial_id: str, api) -> str | None:
     return folder
 
 
-def _method_tables(meta: R.TrialMeta, stage: str, teacher, data, train_counts, device: str) -> dict[str, dict]:
+def _method_tables(meta: R.TrialMeta, hp: dict, stage: str, teacher, data, train_counts,
+                   device: str) -> dict[str, dict]:
     """The method's own extra tables (DiVE: its teacher's virtual example distribution), keyed."""
     import torch
 
     m = get_method(meta.method)
     teacher_logits = predict(teacher, data, "train", torch.device(device)) if teacher is not None else None
     out = {}
-    for name, cols in m.extra_tables(m.hp(meta.params), teacher_logits, train_counts).items():
+    for name, cols in m.extra_tables(hp, teacher_logits, train_counts).items():
         n = len(next(iter(cols.values())))
         out[name] = {"study": [meta.study] * n, "trial_id": [meta.trial_id] * n, "stage": [stage] * n, **cols}
     return out

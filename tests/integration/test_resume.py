@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import optuna
 import pytest
@@ -29,10 +30,11 @@ SETS = ["methods=ce,balanced_softmax,logit_adjusted", "search.num_samples=4", "t
         "resources.report_every_s=0"]
 
 
-def _args(ray_head, results, storage: str, in_process: bool) -> list[str]:
+def _args(ray_head, results, storage: str, in_process: bool, per_method: bool) -> list[str]:
     return [sys.executable, "-m", "ltray.sweep", "experiments/quickstart.py", "--address", ray_head["address"],
             "--results", results, "--name", "kills", "--set", *SETS, f"resources.in_process={in_process}",
-            *([f"search.storage={storage}"] if storage else [])]
+            *([f"search.storage={storage}"] if storage else []),
+            *(["search.per_method=2"] if per_method else [])]  # ce 1, balanced_softmax 1, logit_adjusted 2
 
 
 def _run_until(args: list[str], env: dict, point: str | None, marker) -> subprocess.CompletedProcess | None:
@@ -54,15 +56,17 @@ def _run_until(args: list[str], env: dict, point: str | None, marker) -> subproc
     return None
 
 
-@pytest.mark.parametrize("in_process,storage,where", [
-    (True, "", "local"), (True, "journal", "local"), (True, "", "s3"), (False, "rdb", "local")],
-    ids=["in_process-default", "in_process-journal", "in_process-s3", "train-rdb"])
-def test_a_study_killed_at_every_phase_resumes_to_the_end(ray_head, tmp_path, request, in_process, storage, where):
+@pytest.mark.parametrize("in_process,storage,where,per_method", [
+    (True, "", "local", False), (True, "journal", "local", False), (True, "", "s3", False),
+    (False, "rdb", "local", False), (True, "", "local", True)],
+    ids=["in_process-default", "in_process-journal", "in_process-s3", "train-rdb", "in_process-per_method"])
+def test_a_study_killed_at_every_phase_resumes_to_the_end(ray_head, tmp_path, request, in_process, storage, where,
+                                                          per_method):
     url = {"journal": f"journal:{tmp_path}/search/journal.log", "rdb": f"sqlite:///{tmp_path}/search/s.db"}.get(storage, "")
     (tmp_path / "search").mkdir()
     results = f"{request.getfixturevalue('s3')['bucket']}/{tmp_path.name}" if where == "s3" else str(tmp_path)
     study = f"{results}/kills"
-    base = _args(ray_head, results, url, in_process)
+    base = _args(ray_head, results, url, in_process, per_method)
     written: dict[str, str] = {}  # a final row, once written, is never written again
     for i, point in enumerate(KILLS):
         r = _run_until(base + (["--resume"] if i else []), ray_head["env"], point, tmp_path / "marker")
@@ -82,10 +86,15 @@ def test_a_study_killed_at_every_phase_resumes_to_the_end(ray_head, tmp_path, re
         if t["status"] == "completed":  # every epoch stored once: no trial trained twice
             assert sorted(per_trial[t["trial_id"]]) == [0, 1, 2, 3], t["trial_id"]
     assert any(t["resumed_at"] > 0 for t in rows), "the trial cut off mid-training went on from its checkpoint"
-    search = optuna.load_study(study_name="kills", storage=_storage(url, study, tmp_path))
-    assert [t.state for t in search.trials].count(optuna.trial.TrialState.COMPLETE) == 4
-    assert all(t.state.is_finished() for t in search.trials), [t.state for t in search.trials]
-    told = sorted(t.user_attrs["trial_ids"][0] for t in search.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    if per_method:  # each method exactly its budget: knob-less ones their one configuration
+        assert Counter(t["method"] for t in rows) == {"ce": 1, "balanced_softmax": 1, "logit_adjusted": 2}
+        assert [t["status"] for t in rows].count("duplicate") == 0
+    names = ["kills.ce", "kills.balanced_softmax", "kills.logit_adjusted"] if per_method else ["kills"]
+    searched = [t for name in names
+                for t in optuna.load_study(study_name=name, storage=_storage(url, study, tmp_path)).trials]
+    assert [t.state for t in searched].count(optuna.trial.TrialState.COMPLETE) == 4
+    assert all(t.state.is_finished() for t in searched), [t.state for t in searched]
+    told = sorted(t.user_attrs["trial_ids"][0] for t in searched if t.state == optuna.trial.TrialState.COMPLETE)
     assert told == sorted(t["trial_id"] for t in rows)  # each configuration told once, with its own trial
     assert not open_store(study).exists("lease.json")  # given back at the end
 

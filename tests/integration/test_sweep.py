@@ -15,6 +15,7 @@ import pytest
 
 from conftest import ROOT, run_cli
 from ltray import results as R
+from ltray.methods.space import split_config
 from ltray.core.metrics import per_class_accuracy
 from ltray.core.posthoc import pc_adjust, tau_curve
 from ltray.core.longtail import shifted_test_indices
@@ -93,15 +94,18 @@ def _assert_optuna_was_told_the_table(study):
     configuration (the selected epoch's, not the last epoch's)."""
 
     storage = f"sqlite:///{study / 'optuna.db'}"
-    told = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage).trials
+    told = []  # one Optuna study, or one per method (search.per_method: "<study>.<method>")
+    for name in optuna.get_all_study_names(storage):
+        told += [(name, t) for t in optuna.load_study(study_name=name, storage=storage).trials]
     rows = R.load_study(str(study), ("trials",))["trials"].to_pylist()
     assert len(told) == len(rows)
-    for t in told:
+    for name, t in told:
         assert t.state == optuna.trial.TrialState.COMPLETE, t
-        knobs = {k.split(".", 1)[1]: v for k, v in t.params.items() if k != "method"}
-        same = [r for r in rows if r["method"] == t.params["method"] and dict(r["params"] or []) == pytest.approx(knobs)]
+        method = t.params.get("method") or name.rsplit(".", 1)[1]
+        _, hp = split_config({"method": method, **t.params})
+        same = [r for r in rows if r["method"] == method and dict(r["params"] or []) == pytest.approx(hp)]
         assert same and all(t.value == r["val_bal_acc"] for r in same), (t.params, t.value, same)
-    return told, rows
+    return [t for _, t in told], rows
 
 
 def test_asha_study_one_definition_from_searcher_to_summary(ray_head, tmp_path):
@@ -126,6 +130,39 @@ def test_asha_study_one_definition_from_searcher_to_summary(ray_head, tmp_path):
                if ln.split() and ln.split()[0] in ("ce", "logit_adjusted") and len(ln.split()) == 8}
     for m in method_summary(R.load_study(str(tmp_path / "asha"), ("trials",))["trials"]):
         assert summary[m["method"]][1] == pytest.approx(m["val_bal_acc"]["mean"] * 100, abs=0.006)
+
+
+def test_per_method_budgets_with_a_shared_knob_one_definition_to_the_budget_table(ray_head, tmp_path):
+    """search.per_method with weight decay shared: each method its budget (ce: 3, as weight decay
+    gives it a knob), the searcher told the table, and the CLI summary, ltray.report's methods
+    table, the budget table's last budget and the dashboard's budget figure all the same numbers."""
+    from dashboard import figures
+    from ltray.report import budget_curves, method_summary, search_settings
+
+    r = _sweep(ray_head, tmp_path, "methods=ce,logit_adjusted", "search.per_method=3",
+               "search.shared=train.weight_decay", "search.ranges.train.weight_decay=1e-5,1e-2",
+               "resources.in_process=true", "resources.max_concurrent_trials=2", extra=["--name", "budget"])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    study = tmp_path / "budget"
+    _, rows = _assert_optuna_was_told_the_table(study)
+    assert sorted((t["method"], t["config_index"]) for t in rows) == [("ce", 0), ("ce", 1), ("ce", 2),
+                                                                      ("logit_adjusted", 0), ("logit_adjusted", 1),
+                                                                      ("logit_adjusted", 2)]
+    assert all("train.weight_decay" in dict(t["params"]) for t in rows)
+    trials = R.load_study(str(study), ("trials",))["trials"]
+    summary = {ln.split()[0]: [float(x) for x in ln.split()[1:]] for ln in r.stdout.splitlines()
+               if ln.split() and ln.split()[0] in ("ce", "logit_adjusted") and len(ln.split()) == 8}
+    report = run_cli(["-m", "ltray.report", str(study), "--table", "budget"])
+    assert report.returncode == 0, report.stderr
+    test_lines = report.stdout.split("\n\n")[0].splitlines()
+    budget = {ln.split()[0]: [float(x) for x in ln.split()[2:]] for ln in test_lines if ln.split()[0] in summary}
+    info = {line["method"]: line for line in figures.budget_info(trials, search_settings(str(study)))["lines"]}
+    for m, c in zip(method_summary(trials), budget_curves(trials)):
+        val, test = m["val_bal_acc"]["mean"] * 100, m["test_bal_acc"]["mean"] * 100
+        assert summary[m["method"]][1:3] == pytest.approx([val, test], abs=0.006)
+        assert budget[m["method"]][-1] == pytest.approx(test, abs=0.006)
+        assert info[m["method"]]["test"][-1] == pytest.approx(test) and info[m["method"]]["val"][-1] == pytest.approx(val)
+        assert c["points"][-1]["trial_ids"] == m["trial_ids"]
 
 
 def test_submit_as_a_ray_job_to_a_real_head_with_repeats(ray_head, tmp_path):

@@ -33,7 +33,7 @@ def test_shot_bars(tables):
     assert fig.data[3].y[0] == pytest.approx(50.0)  # ce overall: mean of 48, 50, 52
     assert fig.data[0].y[0] == pytest.approx(70.0)
     info = figures.shot_bars_info(t["trials"])
-    assert info["repeats"] and info["ci95"]["bal_acc"][0] == pytest.approx(4.303 * 0.02 / math.sqrt(3))
+    assert info["repeats"] and info["ci95"]["bal_acc"][0] == pytest.approx(4.302653 * 0.02 / math.sqrt(3))  # t(0.975, 2)
     assert info["ci95"]["bal_acc"][2] is None  # one seed: no error bar
     assert fig.data[0].error_y.visible
 

@@ -21,6 +21,8 @@ def _post(client, cb: dict, study: str, tick: int, seen=None):
     def value(dep):
         if (dep["id"], dep["property"]) == ("current", "data"):
             return study
+        if dep["id"] == "search-study":
+            return None  # the first of the study's Optuna studies
         return tick if dep["property"] == "n_intervals" else seen
 
     body = {"output": cb["key"], "outputs": [{"id": o.split(".")[0], "property": o.split(".")[1]}

@@ -12,7 +12,7 @@ from ltray.report.cli import main
 def test_mean_ci_uses_the_t_quantile():
     s = mean_ci([0.5, 0.6, 0.7])
     assert s["n"] == 3 and s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(0.1)
-    assert s["ci95"] == pytest.approx(4.303 * 0.1 / math.sqrt(3))
+    assert s["ci95"] == pytest.approx(4.302653 * 0.1 / math.sqrt(3))  # Student t(0.975, 2)
     one = mean_ci([0.4, float("nan"), None])
     assert one["n"] == 1 and math.isnan(one["ci95"])
     assert mean_ci([])["n"] == 0
