@@ -5,6 +5,8 @@ coordinates (Pareto front for two objectives), and PED-ANOVA parameter importanc
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -67,8 +69,11 @@ def importances_info(study: optuna.Study) -> ImportancesInfo:
         return ImportancesInfo([], [], name, n, f"PED-ANOVA needs 2 finished trials; this study has {n}")
     if not any(t.distributions for t in finished):
         return ImportancesInfo([], [], name, n, "no parameter was searched")
-    shares = optuna.importance.get_param_importances(study, evaluator=importance_evaluator(), target=target)
-    notes = []
+    with warnings.catch_warnings(record=True) as caught:  # per refresh they would fill the server's log
+        warnings.simplefilter("always")
+        shares = optuna.importance.get_param_importances(study, evaluator=importance_evaluator(), target=target)
+    thin = sorted({m.group(1) for w in caught if (m := re.search(r"parameter `([^`]+)` have less than 2", str(w.message)))})
+    notes = [f"{', '.join(thin)}: fewer than 2 trials in some regimes, their shares are rough"] if thin else []
     top = math.ceil(TOP_QUANTILE * n)
     if top < 5:  # Optuna's PED-ANOVA docs: 5 or more trials on top for a stable answer
         notes.append(f"{n} finished trials, {top} in the top {TOP_QUANTILE:.0%}: the shares are rough")

@@ -95,7 +95,9 @@ def start_head(temp: str, env: dict, num_cpus: int = 2, extra: tuple = ()) -> tu
          f"--temp-dir={temp}", "--disable-usage-stats", *extra],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{dash}"
-    _wait(lambda: urllib.request.urlopen(f"{url}/api/version", timeout=2), proc, temp, "head.log")
+    token = env.get("RAY_AUTH_TOKEN") if env.get("RAY_AUTH_MODE") == "token" else None  # a head with token auth on
+    ready = urllib.request.Request(f"{url}/api/version", headers={"Authorization": f"Bearer {token}"} if token else {})
+    _wait(lambda: urllib.request.urlopen(ready, timeout=2), proc, temp, "head.log")
     return proc, {"address": f"127.0.0.1:{port}", "dashboard": url, "env": env}
 
 

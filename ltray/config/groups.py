@@ -22,7 +22,7 @@ class ModelConfig:
     """The network."""
 
     name: str = "cnn-small"
-    """Model: resnet32, cnn-small, linear, resnet34, resnet50 or resnext50_32x4d."""
+    """Model (backbone) name, from ltray.models.MODELS."""
 
 
 @dataclass(frozen=True)

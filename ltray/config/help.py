@@ -9,6 +9,12 @@ import typing
 from dataclasses import fields
 
 from ltray.config.groups import Experiment
+from ltray.datasets import dataset_names
+from ltray.methods import method_names
+from ltray.models import MODELS
+
+# fields whose values come from a registry: --help lists what is registered now, never a stale copy
+CHOICES = {"data.name": dataset_names, "model.name": lambda: list(MODELS), "methods": method_names}
 
 
 def _field_docs(cls) -> dict[str, str]:
@@ -42,5 +48,8 @@ def describe_fields(cls=Experiment, prefix: str = "", default=None) -> list[str]
                 tname = f"tuple[{typing.get_args(tp)[0].__name__}]"
             if typing.get_origin(tp) is dict:
                 tname = "dict"
-            lines.append(f"  {prefix}{f.name} ({tname}, default {value!r}): {docs.get(f.name, '')}")
+            doc = docs.get(f.name, "")
+            if f"{prefix}{f.name}" in CHOICES:
+                doc += f" Choices: {', '.join(CHOICES[prefix + f.name]())}."
+            lines.append(f"  {prefix}{f.name} ({tname}, default {value!r}): {doc}")
     return lines

@@ -1,6 +1,6 @@
 """Training losses of the long-tail methods. Shapes: logits (N, C), y (N,) int64, counts (C,).
 
-Each is written from the formula in METHODS.md and checked against a closed form in
+Each is written from the formula in docs/METHODS.md and checked against a closed form in
 tests/test_losses.py.
 """
 
@@ -127,6 +127,34 @@ def focal_loss(logits: torch.Tensor, y: torch.Tensor, gamma: float = 2.0, weight
     if weight is not None:
         loss = _vec(weight, logits)[y] * loss
     return loss.mean()
+
+
+def sigmoid_focal_loss(logits: torch.Tensor, y: torch.Tensor, gamma: float = 1.0, weight=None) -> torch.Tensor:
+    """Sigmoid focal loss as Cui et al.'s class-balanced code computes it (richardaecn/class-
+    balanced-loss, ``src/cifar_main.py`` ``focal_loss``): every class is a binary problem,
+    ``sum_i sum_c w_{y_i} (1 - p_t)^gamma BCE(z_ic, [c = y_i]) / N`` with ``p_t`` the sigmoid
+    probability of the right answer for that class; the example's class weight ``w_{y_i}``
+    multiplies all C of its terms. The modulator is computed as the authors do,
+    ``exp(-gamma y z - gamma log(1 + e^-z))``, with softplus for the log (equal, and no overflow).
+    gamma = 0 is class-weighted sigmoid cross-entropy summed over classes."""
+    _check(logits, y)
+    target = F.one_hot(y, logits.shape[1]).to(logits.dtype)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    mod = torch.exp(-gamma * target * logits - gamma * F.softplus(-logits)) if gamma else torch.ones_like(bce)
+    w = torch.ones(logits.shape[0], dtype=logits.dtype, device=logits.device) if weight is None \
+        else _vec(weight, logits)[y]
+    return (w[:, None] * mod * bce).sum() / max(y.numel(), 1)
+
+
+def softmax_bce_loss(logits: torch.Tensor, y: torch.Tensor, weight=None) -> torch.Tensor:
+    """Binary cross-entropy of the softmax probabilities against the one-hot label, averaged over
+    the N x C entries, each example's entries weighted by its class's weight: weight balancing's
+    second-stage loss as its authors' code computes it (ShadeAlsha/LTR-weight-balancing,
+    ``utils/class_balanced_loss.py``, ``CB_loss(..., "softmax", ...)``; torch clamps each log at -100)."""
+    _check(logits, y)
+    target = F.one_hot(y, logits.shape[1]).to(logits.dtype)
+    w = None if weight is None else _vec(weight, logits)[y][:, None].expand_as(target)
+    return F.binary_cross_entropy(logits.softmax(1), target, weight=w)
 
 
 def equalization_loss(logits: torch.Tensor, y: torch.Tensor, prior, lam: float, gamma: float = 0.9,

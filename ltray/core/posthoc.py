@@ -60,7 +60,7 @@ def fit_temperature(logits, y, lo: float = 0.05, hi: float = 20.0, iters: int = 
 def logit_prior(train_counts, balanced: bool) -> np.ndarray:
     """The label prior inside a model's logits, (C,) float64: the training prior, or uniform when
     training already removed it (a balanced loss or sampler; ``methods.logits_are_balanced``).
-    Every post-hoc rule divides out this prior (METHODS.md: no double counting)."""
+    Every post-hoc rule divides out this prior (docs/METHODS.md: no double counting)."""
     n = np.asarray(train_counts, dtype=np.float64)
     return np.full(n.size, 1.0 / n.size) if balanced else n / n.sum()
 
@@ -75,7 +75,7 @@ def pc_adjust(logits: torch.Tensor, train_prior, target_prior) -> torch.Tensor:
     """PC softmax (LADE): ``f - log(train_prior) + log(target_prior)``; (N, C) -> (N, C).
 
     For a model trained with the prior inside its loss (LA, BSCE, LADE), pass a uniform
-    ``train_prior`` so only the target prior is added (METHODS.md: no double counting).
+    ``train_prior`` so only the target prior is added (docs/METHODS.md: no double counting).
     """
     logits = torch.as_tensor(logits)
     return logits - _log_vec(train_prior, logits) + _log_vec(target_prior, logits)

@@ -22,7 +22,7 @@ class DataConfig:
     """Which data to train on and how to cut it."""
 
     name: str = "digits-lt"
-    """Dataset: digits-lt, cifar10-lt, cifar100-lt, list-file or gaussian-lt."""
+    """Dataset name, from the datasets registry."""
     rho: float = 100.0
     """Imbalance ratio n_max / n_min of the training set (>= 1)."""
     root: str = "data"

@@ -1,6 +1,6 @@
 """fashion-mnist-lt: Zalando's Fashion-MNIST (70,000 real 28x28 grey images, 10 classes), read
 from the four idx ``.gz`` files Debian ships (``apt-get install dataset-fashion-mnist``), cut to
-the CIFAR-10-LT profile. METHODS.md asks for ``n_max = 6000`` (rho 100: 14,886 images, 60 in the
+the CIFAR-10-LT profile. docs/METHODS.md asks for ``n_max = 6000`` (rho 100: 14,886 images, 60 in the
 rarest class), but the head class has exactly 6,000 images and validation comes from the images
 the profile leaves out, so ``n_max`` is 6,000 less ``val_per_class``: 5,980 by default (14,837
 images, 59 in the rarest class). Validation is balanced; test is the untouched official

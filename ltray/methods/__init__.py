@@ -44,8 +44,14 @@ class Method:
     keep_head: bool = False
     """With backbone_from: also start from that model's linear classifier (weight balancing trains
     it on; an LWS head keeps it frozen under its per-class scales)."""
-    after_step: Callable[[Any, dict], None] | None = None
-    """(model, hyperparameters) -> None, applied after every optimiser step (weight balancing's MaxNorm)."""
+    prepare: Callable[[Any, dict], None] | None = None
+    """(model, hyperparameters) -> None, once after the model is built from its start (a stage's
+    classifier loaded) and before the optimiser sees it: class-balanced focal's bias, weight
+    balancing's MaxNorm radius from the stage-1 classifier."""
+    after_epoch: Callable[[Any, dict], None] | None = None
+    """(model, hyperparameters) -> None, after every epoch's steps (weight balancing's MaxNorm projection)."""
+    decay_head_bias: bool = True
+    """False: the classifier's bias gets no weight decay (class-balanced focal, as its authors)."""
     mixup: Callable[[dict], float] = lambda hp: 0.0
     """mixup alpha this method trains with (0 = none)."""
     mix_weights: Callable[[dict, torch.Tensor], Callable] | None = None

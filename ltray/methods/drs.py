@@ -1,5 +1,9 @@
 """Deferred re-sampling, DRS (Cao et al. NeurIPS 2019): instance-balanced batches first, then
-class-balanced batches from the same epoch DRW would switch at (80% of training), with CE."""
+class-balanced batches from the same epoch DRW would switch at (80% of training), with CE.
+
+The class-balanced batches are Kang et al.'s sampler (a class picked uniformly, ``p = 1/C``, then
+an image of it), which draws from the same distribution as the re-sampling weights ``1/n_c`` of
+Cao's code; the two differ only in how the draws are made."""
 
 import dataclasses
 

@@ -1,6 +1,11 @@
 """LWS, learnable weight scaling (Kang et al. ICLR 2020, decoupling): keep a CE model trained
 once per study, backbone and linear classifier frozen, and learn only one scale per class with
-class-balanced sampling; the same short classifier stage as cRT."""
+class-balanced sampling; the same short classifier stage as cRT.
+
+The schedule matches the authors' in distribution, not in epochs: ltray's stage is ``epochs``
+(10) epochs of N draws each (N = training images), a class picked uniformly then an image of it
+(Kang's ``ClassAwareSampler``, ``p = 1/C`` per class); the authors' LWS config runs 5 epochs of
+C x n_max draws. Either way every draw is class-balanced; the number of draws is the knob."""
 
 from ltray.methods import Method, register
 from ltray.methods.ce import ce_loss

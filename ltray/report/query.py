@@ -1,7 +1,9 @@
 """SQL over a stored study's tables (DuckDB), one relation per table: trials, epochs, per_class, ...
+and ``selected``: the ``trials`` rows of each method's selected configuration (one row per method
+and seed; the selection every view shows), so that an average over it is the summary's.
 
     python -m ltray.query results/quickstart            # each table: rows and columns
-    python -m ltray.query results/quickstart "SELECT method, avg(test_bal_acc) FROM trials GROUP BY method"
+    python -m ltray.query results/quickstart "SELECT method, avg(test_bal_acc) FROM selected GROUP BY method"
     python -m ltray.query results/quickstart "SELECT trial_id, params['tau'] AS tau FROM trials" --format csv
 
 ``params`` is a map<string, double>: ``params['tau']`` is the value, NULL for a method without
@@ -25,11 +27,14 @@ from typing import NamedTuple
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from ltray import results as R
 from ltray.errors import LtrayError
+from ltray.report.select import method_summary
 
 FORMATS = ("text", "csv", "markdown", "json")
+SELECTED = "selected"  # the relation of the selected configurations' trials rows
 TIMEOUT_S = 300.0  # a query longer than this is stopped (--timeout)
 
 
@@ -41,9 +46,16 @@ class Result(NamedTuple):
 
 
 def tables_named(sql: str) -> tuple[str, ...]:
-    """The study tables whose names occur in ``sql`` as whole words (``trials``, not ``trials_x``)."""
+    """The study tables whose names occur in ``sql`` as whole words (``trials``, not ``trials_x``);
+    ``selected`` is made of ``trials``."""
     words = {w.lower() for w in re.findall(r"\w+", sql)}
-    return tuple(t for t in R.TABLES if t in words)
+    return tuple(t for t in R.TABLES if t in words or (t == "trials" and SELECTED in words))
+
+
+def selected_rows(trials: pa.Table) -> pa.Table:
+    """The rows of each method's selected configuration (``ltray.report.select``): one per seed."""
+    ids = [tid for m in method_summary(trials) for tid in m["trial_ids"]]
+    return trials.filter(pa.compute.is_in(trials["trial_id"], value_set=pa.array(ids, pa.string())))
 
 
 def run(study: str, sql: str, timeout_s: float = TIMEOUT_S) -> Result:
@@ -59,6 +71,8 @@ def run(study: str, sql: str, timeout_s: float = TIMEOUT_S) -> Result:
         con.execute("SET python_enable_replacements = false")
         for name, tbl in tables.items():
             con.register(name, tbl)
+        if SELECTED in {w.lower() for w in re.findall(r"\w+", sql)}:
+            con.register(SELECTED, selected_rows(tables["trials"]))
         con.execute("SET enable_external_access = false")  # the tables above, and no file of this machine
         con.execute("SET lock_configuration = true")  # the query cannot turn it back on
         return _execute(con, sql, timeout_s)
@@ -119,6 +133,9 @@ def listing(study: str) -> Result:
         cols = [f"{f.name} {str(f.type).replace(', ', ',')}" if pa.types.is_nested(f.type) else f.name
                 for f in tbl.schema]
         rows.append((name, tbl.num_rows, ", ".join(cols)))
+        if name == "trials":
+            rows.append((SELECTED, selected_rows(tbl).num_rows, "the trials columns: each method's selected "
+                                                               "configuration, one row per seed"))
     return Result(["table", "rows", "columns"], rows)
 
 

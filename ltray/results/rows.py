@@ -49,7 +49,7 @@ def trial_tables(meta: TrialMeta, *, balanced: bool, tau_max: float, val_logits:
 
     ``balanced``: the trial's logits already have the training prior removed (a balanced loss,
     or class-balanced sampling; :func:`ltray.methods.logits_are_balanced`). Every post-hoc rule
-    then divides out a uniform prior instead of the training one (METHODS.md: no double
+    then divides out a uniform prior instead of the training one (docs/METHODS.md: no double
     counting): post-hoc LA is the identity (tau* recorded as 0) and PC adds only the target prior.
     """
     t = TrialLogits(val_logits, val_y, test_logits, test_y, np.asarray(train_counts))

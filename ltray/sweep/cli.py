@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import importlib.util
 import os
+import shlex
 import sys
 
 from ltray import results as R
@@ -20,6 +21,22 @@ from ltray.results.disk import check_writable
 from ltray.results.schema import TrialStatus
 from ltray.results.storage import join, parent, shown
 from ltray.sweep import folder, lease
+from ltray.sweep.interrupt import SweepInterrupted
+
+
+def _fields_help(argv: list[str] | None) -> str:
+    """--help's list of experiment fields: with the experiment file named, its values as the
+    defaults shown (the quickstart's 30 epochs, not the dataclass's 200)."""
+    args = sys.argv[1:] if argv is None else argv
+    files = [x for x in args if x.endswith(".py") and not x.startswith("-")]
+    exp, source = Experiment(), "the defaults of Experiment()"
+    if ("-h" in args or "--help" in args) and files:
+        try:
+            exp, source = load_experiment(files[0]), files[0]
+        except LtrayError:
+            pass  # --help still answers, with the dataclass defaults
+    return (f"Experiment fields, with {source} (override any with --set dotted.name=value):\n"
+            + "\n".join(describe_fields(default=exp)))
 
 
 def _local_resources() -> dict:
@@ -33,15 +50,20 @@ def prepare(argv: list[str] | None = None) -> tuple[Experiment, argparse.Namespa
     p = argparse.ArgumentParser(
         prog="python -m ltray.sweep", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run a study of long-tail methods: Ray Tune + Optuna over Ray Train trials.",
-        epilog="Experiment fields (override any with --set dotted.name=value):\n" + "\n".join(describe_fields()))
-    p.add_argument("experiment", help="experiment file defining EXPERIMENT = Experiment(...)")
+        epilog=_fields_help(argv))
+    p.add_argument("experiment", nargs="?", help="experiment file defining EXPERIMENT = Experiment(...)")
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="override fields by dotted path, e.g. --set train.epochs=3 methods=ce,lade")
     p.add_argument("--name", help="study name (default: the experiment's name)")
     p.add_argument("--results", default="results", help="folder (or pyarrow URI) holding studies (default: results)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted study")
-    p.add_argument("--address", help="Ray cluster to connect to (default: start a local one)")
+    p.add_argument("--address", help="Ray cluster to connect to, e.g. 127.0.0.1:6379 or auto (default: start a local "
+                                     "Ray of this sweep's own, even when `ray start` runs a cluster on this machine)")
     a = p.parse_args(argv)
+    if a.experiment is None and a.set and a.set[-1].endswith(".py"):
+        a.experiment = a.set.pop()  # `--set k=v experiments/x.py`: --set took the file as one more value
+    if a.experiment is None:
+        p.error("the experiment file is missing: python -m ltray.sweep EXPERIMENT.py [--set KEY=VALUE ...]")
     exp = apply_overrides(load_experiment(a.experiment), a.set)
     if a.name is not None:  # --name "" is a bad name, not the experiment's
         exp = dataclasses.replace(exp, name=a.name)
@@ -78,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     except LtrayError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted before the study started", file=sys.stderr)
+        return 130
     with lease.Renewal(study_dir, held):  # until the run ends: given back at exit
         try:
             from ltray.sweep.reconcile import prepare_search  # imports Optuna: only once the run is decided
@@ -91,7 +116,17 @@ def main(argv: list[str] | None = None) -> int:
         except LtrayError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        except (SweepInterrupted, KeyboardInterrupt) as e:
+            done = f"{e}; " if str(e) else ""
+            print(f"interrupted: {done}go on with: {resume_command(argv)}", file=sys.stderr, flush=True)
+            return 130  # the shell's convention for a command stopped by SIGINT
     return 0 if print_summary(study_dir) else 1
+
+
+def resume_command(argv: list[str] | None) -> str:
+    """The command line that continues this study: this one with ``--resume``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return shlex.join(["python", "-m", "ltray.sweep", *args, *([] if "--resume" in args else ["--resume"])])
 
 
 def print_summary(study_dir: str) -> bool:

@@ -83,13 +83,14 @@ def label_unfinished(exp: Experiment, study_dir: str) -> None:
 # ---------------------------------------------------------------- what the searcher is told
 
 def stored_result(study_dir: str, trial_id: str) -> dict | None:
-    """What Tune (and so the searcher) is told of a finished trial: its row's validation metrics."""
+    """What Tune is told of a finished trial: its row's validation metrics (what the searcher
+    and ASHA rank on) and, for the loggers (MLflow, W&B), its test metrics, never selected on."""
     t = R.load_study(study_dir, ("trials",))["trials"]
     with_result = {s for s in TrialStatus if s.has_result}
     rows = [r for r in t.to_pylist() if r["trial_id"] == trial_id and r["status"] in with_result]
     if not rows:
         return None
-    return _result_of(rows[0]) | {"progress": 1.0}
+    return _result_of(rows[0]) | {k: rows[0][k] for k in TEST_REPORTED} | {"progress": 1.0}
 
 
 def _told(study_dir: str, trial_id: str) -> dict:
@@ -99,7 +100,10 @@ def _told(study_dir: str, trial_id: str) -> dict:
 
 
 def _result_of(row: dict) -> dict:
-    return {k: row[k] for k in VAL_METRICS} | {"trial_epoch": row["epochs_run"], "selected_epoch": row["best_epoch"]}
+    return {k: row[k] for k in VAL_METRICS} | {"epochs_done": row["epochs_run"], "selected_epoch": row["best_epoch"]}
+
+
+TEST_REPORTED = ("test_bal_acc", "test_many", "test_medium", "test_few", "test_bal_acc_posthoc")
 
 
 def wait_for_original(study_dir: str, trial_id: str, timeout_s: float, poll_s: float = 2.0) -> dict:

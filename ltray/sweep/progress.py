@@ -24,20 +24,21 @@ class Progress(tune.Callback):
         self.metric, self.study_dir = metric, study_dir
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if "trial_epoch" not in result:
+        if "epochs_done" not in result:
             return
+        # epochs count from 0 here as in every table (best_epoch, the epochs table, MLflow's epoch)
         metric, head = self.metric, f"[{trial_of(trial)}] {trial.config.get('method')}"
         if "train_loss" in result:  # an epoch: its own value, then the selection so far
-            print(f"{head} epoch {result['trial_epoch']}: {metric} {result['epoch_' + metric]:.4f}  "
-                  f"(selected {result[metric]:.4f}, epoch {result['selected_epoch'] + 1})  "
+            print(f"{head} epoch {result['epoch']}: {metric} {result['epoch_' + metric]:.4f}  "
+                  f"(best {result[metric]:.4f} at epoch {result['selected_epoch']})  "
                   f"loss {result['train_loss']:.4f}", flush=True)
         else:  # the trial's result, as stored
-            print(f"{head} result: {metric} {result.get(metric, float('nan')):.4f} (epoch "
-                  f"{result['selected_epoch'] + 1} of {result['trial_epoch']}, selected on validation)", flush=True)
+            print(f"{head} result: {metric} {result.get(metric, float('nan')):.4f} (best epoch "
+                  f"{result['selected_epoch']} of 0-{result['epochs_done'] - 1}, chosen on validation)", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         last = trial.last_result or {}
-        keep = (*VAL_METRICS, "selected_epoch", "trial_epoch", "progress")
+        keep = (*VAL_METRICS, "selected_epoch", "epochs_done", "progress")
         print(f"[{trial_of(trial)}] done: {_knobs(trial.config)}", flush=True)
         mark_ended(self.study_dir, trial_of(trial), "complete", result={k: last[k] for k in keep if k in last},
                    config=_what(trial.config))

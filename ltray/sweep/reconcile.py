@@ -151,13 +151,15 @@ def _create(exp: Experiment, storage, study_id: int, c: Configuration, final: bo
     state = State.RUNNING if not final else (State.COMPLETE if values is not None else State.FAIL)
     kwargs = {"values": values} if state == State.COMPLETE else {}
     template = optuna.trial.create_trial(state=state, params=params, distributions=distributions,
-                                         user_attrs=user_attrs(c), **kwargs)
+                                         user_attrs=user_attrs(c, exp.seed), **kwargs)
     return storage.get_trial_number_from_id(storage.create_new_trial(study_id, template_trial=template))
 
 
-def user_attrs(c: Configuration) -> dict:
-    """What maps an Optuna trial to the study's tables (optuna-dashboard shows them)."""
-    return {"trial_ids": [t for t in c.trials if t], "method": c.method}
+def user_attrs(c: Configuration, seed: int) -> dict:
+    """What maps an Optuna trial to the study's tables (optuna-dashboard shows them): the ltray
+    trial and the seed of each repeat so far, and the method."""
+    return {"trial_ids": [t for t in c.trials if t], "seeds": [seed + r for r, t in enumerate(c.trials) if t],
+            "method": c.method}
 
 
 def distributions_of(exp: Experiment, c: Configuration) -> tuple[dict, dict]:

@@ -109,8 +109,9 @@ class StudySearch(Searcher):
             c.trials[repeat] = tune_id
             journal.write(self.study_dir, c)  # before the trial runs: a kill from here on reruns it
             self._optuna(self._study_name(c))
-            self._storage.set_trial_user_attr(self._trial_key(self._study_name(c), c.number), "trial_ids",
-                                              user_attrs(c)["trial_ids"])
+            key = self._trial_key(self._study_name(c), c.number)
+            for name in ("trial_ids", "seeds"):
+                self._storage.set_trial_user_attr(key, name, user_attrs(c, self.exp.seed)[name])
         self.running[tune_id] = (c.key, repeat)
         return c.config(repeat)
 
@@ -151,7 +152,7 @@ class StudySearch(Searcher):
             c = Configuration(key=tune_id, method=m, hp=hp, trials=[], number=ot.number,
                               study="" if name == self.exp.name else name, index=index)
             self.configurations[c.key] = c
-            for k, v in user_attrs(c).items():
+            for k, v in user_attrs(c, self.exp.seed).items():
                 ot.set_user_attr(k, v)
             self._publish()
             return c

@@ -5,6 +5,7 @@ labels every trial that ended without a row. The command line is ``ltray.sweep.c
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import uuid
@@ -22,6 +23,7 @@ from ltray.results.schema import TrialStatus
 from ltray.results.storage import join, open_store, parent, shown
 from ltray.sweep import faults, loggers, spaces
 from ltray.sweep.driver import run_trial
+from ltray.sweep.interrupt import SweepInterrupted, interruptible
 from ltray.sweep.outcomes import label_unfinished
 from ltray.sweep.progress import Progress
 from ltray.sweep.reconcile import SearchSetup
@@ -44,10 +46,13 @@ def launch(exp: Experiment, study_dir: str, address: str | None, run_id: str, se
     Optuna reconciled with the rows), run the study and shut Ray down."""
     # Ray's own per-worker logging would bury the one line per trial result printed by the
     # progress callback; errors still reach the trials table and the worker logs under the Ray session folder.
-    ray.init(address=address, log_to_driver=False, logging_level="WARNING", runtime_env=_runtime_env())
+    # no --address and no RAY_ADDRESS (a Ray Job's driver has one): a local Ray of its own, as
+    # --help says; Ray's default would join any cluster `ray start` left running on this machine
+    quiet()
+    ray.init(address=address or (None if os.environ.get("RAY_ADDRESS") else "local"), log_to_driver=False,
+             logging_level="WARNING", runtime_env=_runtime_env())
     try:
-        if address or os.environ.get("RAY_ADDRESS"):
-            validate(exp, ray.cluster_resources())
+        validate(exp, ray.cluster_resources())  # every trial fits the cluster it runs on, local or not
         check_nodes_share(parent(study_dir))  # the results folder: the CLI has created it
         if on_connected is not None:
             on_connected()
@@ -61,6 +66,15 @@ def launch(exp: Experiment, study_dir: str, address: str | None, run_id: str, se
         ray.shutdown()
 
 
+def quiet() -> None:
+    """Only what helps a user of a study: no notice that Ray's token authentication is on for the
+    local Ray a sweep starts (Ray's default, kept), and Tune's legacy reporter at verbose=0 instead
+    of its boxes, paths and a TensorBoard hint for a tool ltray does not use (RAY_AIR_NEW_OUTPUT=1
+    brings them back). Errors and warnings about the study itself still show."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+
+
 def run_study(exp: Experiment, study_dir: str, setup: SearchSetup, run_id: str = "") -> str:
     """Run the trials ``setup`` plans with an already-initialised Ray: Tune executes them, the
     study's own searcher hands them out (a fresh Tune experiment every run: nothing of Tune's
@@ -72,7 +86,11 @@ def run_study(exp: Experiment, study_dir: str, setup: SearchSetup, run_id: str =
         if setup.plan.trials:
             # each run its own Tune experiment folder under ray/: a resumed run never mixes with Tune's old state
             name = f"tune-{run_id or 'resumed'}" if setup.resumed else "tune"
-            errors = [r.error for r in _tuner(exp, study_dir, setup, run_id, name).fit() if r.error is not None]
+            with interruptible() as stopped:
+                errors = [r.error for r in _tuner(exp, study_dir, setup, run_id, name).fit() if r.error is not None]
+            if stopped.is_set():
+                label_unfinished(exp, study_dir)
+                raise SweepInterrupted(f"{_finished(study_dir)} of {expected} trials finished")
         label_unfinished(exp, study_dir)
     except Exception as e:  # a full disk breaks Tune's own state files and error pickles too
         if not (disk_full(e) or _low_space(exp, study_dir)):

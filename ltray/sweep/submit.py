@@ -2,7 +2,10 @@
 
     python -m ltray.submit --address http://HOST:8265 experiments/dive.py [sweep args] [--no-wait]
 
-The experiment is validated here first (data paths are checked on the cluster). The cluster's
+The experiment is validated here first (data paths are checked on the cluster). A cluster with
+Ray's token authentication on (a head started where a token exists, as Ray does by default once
+a local ``ray.init`` wrote ``~/.ray/auth_token``) gets its token sent: from ``RAY_AUTH_TOKEN``,
+the file ``RAY_AUTH_TOKEN_PATH`` names, or ``~/.ray/auth_token``. The cluster's
 Python environment must have ltray's dependencies (``pip install -e .`` there, or a
 runtime_env); results go to ``--results``, which must be a path the cluster can write (a shared
 filesystem) or a pyarrow URI; a relative path is made absolute here.
@@ -12,7 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import shlex
+import urllib.error
+import urllib.request
 import sys
 import time
 from pathlib import Path
@@ -67,6 +74,55 @@ def _submit(client, entrypoint: str, wait_s: float = AGENT_WAIT_S) -> str:
             time.sleep(2.0)
 
 
+def auth_mode(url: str) -> str:
+    """"token" when the job server wants a token, else "disabled" (also for a Ray too old to
+    say: it has no token authentication). Ray serves the answer without authentication."""
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/api/authentication_mode", timeout=10) as r:
+            return json.loads(r.read().decode()).get("authentication_mode", "disabled")
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return "disabled"
+        raise LtrayError(f"cannot reach the Ray job server at {url}: HTTP {e.code} {e.reason}") from None
+    except (OSError, ValueError) as e:
+        raise LtrayError(f"cannot reach the Ray job server at {url}: {e}") from None
+
+
+def find_token() -> str:
+    """The token Ray's own clients would use: $RAY_AUTH_TOKEN, the file $RAY_AUTH_TOKEN_PATH, or
+    ~/.ray/auth_token (its first line); "" when there is none."""
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return os.environ["RAY_AUTH_TOKEN"].strip()
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().strip()
+    except OSError:
+        if os.environ.get("RAY_AUTH_TOKEN_PATH"):
+            raise LtrayError(f"RAY_AUTH_TOKEN_PATH names {path}, which cannot be read") from None
+        return ""
+
+
+def connect(address: str):
+    """A job client of the cluster's job server, and whether it sends a token (it does when the
+    cluster wants one)."""
+    from ray.job_submission import JobSubmissionClient
+
+    url = address if "://" in address else f"http://{address}"
+    headers = {}
+    if auth_mode(url) == "token":
+        token = find_token()
+        if not token:
+            raise LtrayError(f"the Ray cluster at {address} requires its authentication token and none was found "
+                             "here: set RAY_AUTH_TOKEN to it (on the head, `ray get-auth-token` prints it) or "
+                             "RAY_AUTH_TOKEN_PATH to a file holding it, or copy it to ~/.ray/auth_token")
+        headers = {"Authorization": f"Bearer {token}"}
+    try:
+        return JobSubmissionClient(url, headers=headers), bool(headers)
+    except Exception as e:  # refused token, job server not up yet
+        raise LtrayError(f"cannot use the Ray job server at {address}: {str(e).splitlines()[0]}") from e
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ltray.submit", description=__doc__.split("\n\n")[0],
                                 usage="%(prog)s --address URL experiment.py [sweep args] [--no-wait]")
@@ -87,19 +143,15 @@ def main(argv: list[str] | None = None) -> int:
         exp = apply_overrides(load_experiment(a.experiment), overrides)
         validate(exp, None, local_data=False)
         entrypoint, _ = build_entrypoint(a.experiment, sweep_args)
-        from ray.job_submission import JobSubmissionClient
-
-        try:
-            client = JobSubmissionClient(a.address)
-        except Exception as e:
-            raise LtrayError(f"cannot reach the Ray job server at {a.address}: {e}") from e
+        client, with_token = connect(a.address)
         job_id = _submit(client, entrypoint)
     except LtrayError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"submitted job {job_id}: {entrypoint}", flush=True)
     if a.no_wait:
-        print(f"follow it: ray job logs --address {a.address} --follow {job_id}")
+        auth = "RAY_AUTH_MODE=token " if with_token else ""  # Ray's CLI sends its token only in token mode
+        print(f"follow it: {auth}ray job logs --address {a.address} --follow {job_id}")
         return 0
 
     async def follow():

@@ -103,7 +103,7 @@ def train_trial(spec: TrialSpec, api, rank: int, local_rank: int) -> None:
             R.write_table(spec.study_dir, "epochs", meta.trial_id, R.table("epochs", epoch_rows(meta, history)))
             if ckpt_dir:  # kept before Tune hears of the epoch: a restart finds it, whoever restarts
                 checkpoints.save(spec.study_dir, meta.trial_id, ckpt_dir)
-        api.report({**metrics, "trial_epoch": metrics["epoch"] + 1})
+        api.report({**metrics, "epochs_done": metrics["epoch"] + 1})  # a count; "epoch" is 0-based
 
     start, stage = stage_inputs(spec, data, device)
     t0, resume = time.time(), _resume_folder(spec.study_dir, meta.trial_id, api)

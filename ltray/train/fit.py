@@ -86,7 +86,7 @@ def _tell_rank0(reporting: Reporting, state: TrainState, recipe: Recipe, lr: flo
     if reporting.on_epoch is not None:
         reporting.on_epoch(state.history)
     if reporting.log:
-        reporting.log(f"epoch {row['epoch'] + 1:>3}/{recipe.epochs}  loss {row['train_loss']:.4f}  lr {lr:.4g}  "
+        reporting.log(f"epoch {row['epoch']:>3} of 0-{recipe.epochs - 1}  loss {row['train_loss']:.4f}  lr {lr:.4g}  "
                       f"val bal-acc {row['val_bal_acc']:.4f}  {row['images_per_s']:.0f} img/s")
 
 

@@ -124,8 +124,8 @@ class Run:
     """mixup: lambda ~ Beta(alpha, alpha) per step (0 = off)."""
     mix_weights: Callable | None = None
     """Remix-style re-labelling of mixed images: (lambda, y, partner y) -> per-sample label weight (B,)."""
-    after_step: Callable[[], None] | None = None
-    """Called after every optimiser step (weight balancing's MaxNorm projection)."""
+    after_epoch: Callable[[], None] | None = None
+    """Called after every epoch's steps (weight balancing's MaxNorm projection)."""
     freeze_backbone: bool = False
     """Keep the backbone in eval mode while training (cRT: frozen BatchNorm statistics too)."""
     balanced: bool = False
@@ -172,12 +172,14 @@ def build_run(data: DataBundle, method: Method, hp: dict, recipe: Recipe, start:
         raise LtrayError(f"{data.name}: classes {np.flatnonzero(counts == 0).tolist()} have no training image")
     counts_t = torch.as_tensor(counts, dtype=torch.float32, device=device)
     net = _setup_model(data, method.head, start, device)
+    if method.prepare is not None:
+        method.prepare(net, hp)
     if method.teacher and start.teacher is None:
         raise LtrayError(f"method {method.name} needs a trained {method.teacher} teacher (ltray.stages.get_trained)")
     teacher = start.teacher.to(device) if start.teacher is not None else None
     loss_fn = method.make_loss(counts_t, recipe.epochs, hp, teacher)
-    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=recipe.lr, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay)
+    opt = torch.optim.SGD(_param_groups(net, recipe.weight_decay, method.decay_head_bias), lr=recipe.lr,
+                          momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     # restored before wrapping: DDP then starts every rank from the checkpoint's weights
     state = TrainState.from_checkpoint(load_checkpoint(start.resume_from), net, opt) if start.resume_from \
         else TrainState(net, opt)
@@ -186,9 +188,19 @@ def build_run(data: DataBundle, method: Method, hp: dict, recipe: Recipe, start:
               y_train=data.train.y.to(device), rank=rank, world=world, scale=method.logit_scale(hp),
               mix_alpha=max(recipe.mixup_alpha, method.mixup(hp)), freeze_backbone=start.freeze_backbone,
               mix_weights=method.mix_weights(hp, counts_t) if method.mix_weights else None,
-              after_step=(lambda: method.after_step(net, hp)) if method.after_step else None,
+              after_epoch=(lambda: method.after_epoch(net, hp)) if method.after_epoch else None,
               balanced=logits_are_balanced(method, recipe))
     return run, state
+
+
+def _param_groups(net: torch.nn.Module, weight_decay: float, decay_head_bias: bool) -> list[dict]:
+    """The trainable parameters, in one group; the classifier's bias apart without weight decay
+    when the method says so."""
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    bias = getattr(net.head, "bias", None)
+    if decay_head_bias or bias is None or not bias.requires_grad:
+        return [{"params": trainable}]
+    return [{"params": [p for p in trainable if p is not bias]}, {"params": [bias], "weight_decay": 0.0}]
 
 
 def batches(data: DataBundle, run: Run, order: np.ndarray, tgen: torch.Generator
@@ -268,10 +280,10 @@ def train_epoch(run: Run, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], 
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         run.opt.step()
-        if run.after_step is not None:
-            run.after_step()
         seen += yb.numel()
         loss_sum_t += loss.detach().float() * yb.numel()
+    if run.after_epoch is not None:
+        run.after_epoch()
     loss_sum = float(loss_sum_t)  # the epoch's one sync; a NaN step makes the sum NaN
     finite = math.isfinite(loss_sum)
     if run.world > 1:  # every rank stops together, or the others would wait in the next collective

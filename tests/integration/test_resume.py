@@ -96,6 +96,10 @@ def test_a_study_killed_at_every_phase_resumes_to_the_end(ray_head, tmp_path, re
     assert all(t.state.is_finished() for t in searched), [t.state for t in searched]
     told = sorted(t.user_attrs["trial_ids"][0] for t in searched if t.state == optuna.trial.TrialState.COMPLETE)
     assert told == sorted(t["trial_id"] for t in rows)  # each configuration told once, with its own trial
+    by_id = {t["trial_id"]: t for t in rows}
+    for t in searched:  # what optuna-dashboard shows is the table's value, after every kill
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert t.value == by_id[t.user_attrs["trial_ids"][0]]["val_bal_acc"], (t.number, t.user_attrs)
     assert not open_store(study).exists("lease.json")  # given back at the end
 
 

@@ -225,7 +225,7 @@ def test_a_trial_without_a_row_is_labelled_by_what_happened(tmp_path):
     for tid in ("asha", "killed", "full", "lost"):
         R.write_table(study, "epochs", tid, _epochs(tid, [0.2, 0.5, 0.4]))
     selected = {"val_bal_acc": 0.45, "val_many": 0.6, "val_medium": 0.4, "val_few": 0.3, "selected_epoch": 1,
-                "trial_epoch": 3, "progress": 0.25}
+                "epochs_done": 3, "progress": 0.25}
     outcomes.mark_ended(study, "asha", "complete", result=selected)
     outcomes.mark_ended(study, "killed", "error", error="ray.exceptions.ActorDiedError: The actor died unexpectedly")
     outcomes.mark_ended(study, "full", "error", error=f"ResultsFull: {FULL}: 3 MiB free")

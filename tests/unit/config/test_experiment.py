@@ -116,6 +116,17 @@ def test_help_lists_every_field_with_its_docstring():
         name = line.split("(")[0].strip()
         assert name in r.stdout
     assert "train.epochs (int, default 200): Training epochs." in r.stdout
+    # with the experiment named, its values; every registered dataset and model among the choices
+    r = run_cli(["-m", "ltray.sweep", "experiments/quickstart.py", "--help"])
+    assert "with experiments/quickstart.py" in r.stdout and "train.epochs (int, default 30)" in r.stdout
+    assert "fashion-mnist-lt" in r.stdout and "cnn-tiny" in r.stdout
+
+
+def test_the_experiment_file_may_follow_set():
+    r = run_cli(["-m", "ltray.sweep", "--set", "methods=nope", "experiments/quickstart.py"])
+    assert r.returncode == 2 and "unknown method 'nope'" in r.stderr  # the file was read; --set applied
+    r = run_cli(["-m", "ltray.sweep", "--set", "train.epochs=3"])
+    assert r.returncode == 2 and "the experiment file is missing" in r.stderr
 
 
 def test_space_is_conditional_and_defaults_run_first():

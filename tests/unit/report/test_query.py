@@ -88,7 +88,7 @@ def test_no_sql_lists_every_table(study, capsys):
     tables = R.load_study(study)
     assert query.main([study, "--format", "json"]) == 0
     got = {r["table"]: r for r in json.loads(capsys.readouterr().out)}
-    assert list(got) == list(R.TABLES)
+    assert list(got) == [*R.TABLES[:1], "selected", *R.TABLES[1:]]
     for name, tbl in tables.items():
         assert got[name]["rows"] == tbl.num_rows
         assert [c.split(" ")[0] for c in got[name]["columns"].split(", ")] == tbl.schema.names
@@ -113,3 +113,17 @@ def test_text_is_aligned_and_output_goes_to_a_file(study, tmp_path, capsys):
     end = header.index("test_bal_acc") + len("test_bal_acc")
     assert all(line[end - 1] != " " and line[end] == " " for line in body)
     assert lines[-1] == f"({len(TRIALS)} rows)"
+
+
+def test_selected_is_the_summary_one_row_per_method_and_seed(study, capsys):
+    """Naive SQL over trials mixes configurations; over ``selected`` its average is the summary's."""
+    from ltray.report import method_summary
+
+    sql = "SELECT method, avg(test_bal_acc) AS test, count(*) AS seeds FROM selected GROUP BY method ORDER BY method"
+    assert query.main([study, sql, "--format", "csv"]) == 0
+    got = {r["method"]: r for r in _csv(capsys)}
+    summary = method_summary(R.load_study(study, ("trials",))["trials"])
+    assert sorted(got) == [m["method"] for m in summary]
+    for m in summary:
+        assert float(got[m["method"]]["test"]) == pytest.approx(m["test_bal_acc"]["mean"], abs=1e-12)
+        assert int(got[m["method"]]["seeds"]) == m["n"]

@@ -164,6 +164,9 @@ def test_mlflow_runs_of_a_real_study_end_on_the_trials_tables_values(ray_head, t
         assert len(history) == (1 if row["status"] == "duplicate" else 3)  # two epochs, then the stored result
         last = max(history, key=lambda m: (m.step, m.timestamp))
         assert last.value == run.data.metrics["val_bal_acc"] == row["val_bal_acc"], (trial_id, history, row)
+        if row["status"] == "completed":  # the stored result carries its test metrics, reported, never selected on
+            assert run.data.metrics["test_bal_acc"] == row["test_bal_acc"], (trial_id, run.data.metrics)
+        assert run.data.metrics["selected_epoch"] == row["best_epoch"]  # one meaning: the 0-based epoch
     assert any("logit_adjusted.tau" in run.data.params for run in runs)
     assert os.path.isfile(tmp_path / "mlflow.db")
 

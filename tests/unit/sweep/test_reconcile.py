@@ -68,7 +68,7 @@ def test_a_lost_optuna_db_is_rebuilt_from_the_rows(tmp_path, capsys):
     assert by_method["ce"].state == optuna.trial.TrialState.COMPLETE and by_method["ce"].value == pytest.approx(0.55)
     assert by_method["logit_adjusted"].state == optuna.trial.TrialState.RUNNING  # b1 still trains
     assert by_method["logit_adjusted"].params["logit_adjusted.tau"] == 1.0
-    assert by_method["ce"].user_attrs["trial_ids"] == ["a0", "a1"]
+    assert by_method["ce"].user_attrs == {"trial_ids": ["a0", "a1"], "seeds": [0, 1], "method": "ce"}
     assert [(c.key, r) for c, r in setup.plan.work] == [("b0", 1)]
 
 

@@ -211,3 +211,18 @@ def test_deferred_resampling_switches_to_class_balanced_batches(digits):
     assert sorted(before.tolist()) == list(range(labels.size))  # a permutation: instance-balanced
     per = np.bincount(labels[after], minlength=10)
     assert per.min() > 0.5 * per.mean()  # class-balanced: the rare classes drawn as often as the head
+
+
+def test_cli_starts_from_an_experiment_file_and_takes_any_field(capsys):
+    """`--experiment` trains with the study's own recipe (the quickstart's weight decay 5e-4, not
+    the Recipe default), and `--set` reaches every field, as the sweep's does."""
+    from ltray.config import load_experiment
+    from ltray.train.__main__ import main
+
+    quick = load_experiment("experiments/quickstart.py")
+    assert main(["--experiment", "experiments/quickstart.py", "--method", "ce", "--epochs", "1"]) == 0
+    assert f"weight decay {quick.train.weight_decay:g}" in capsys.readouterr().out
+    assert main(["--method", "ce", "--epochs", "1", "--set", "train.weight_decay=0.001", "train.lr=0.05"]) == 0
+    assert "lr 0.05, weight decay 0.001" in capsys.readouterr().out
+    assert main(["--method", "ce", "--set", "train.nope=1"]) == 2
+    assert "nope" in capsys.readouterr().err
