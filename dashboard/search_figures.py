@@ -14,7 +14,7 @@ import optuna
 import optuna.visualization as vis
 import plotly.graph_objects as go
 
-from dashboard.figures import empty
+from dashboard.style import empty
 
 
 TOP_QUANTILE = 0.1  # PED-ANOVA ranks parameters by how much they matter to reach this top share of trials

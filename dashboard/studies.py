@@ -57,7 +57,8 @@ def resolve(root: str, name: str | None) -> str:
         if Path(path).parent != base:
             raise StudyRefused(f"refused study {name!r}: it is not a folder directly inside the results folder")
     if name not in list_studies(root):
-        raise StudyRefused(f"no study {name!r} in {shown(str(root))}")
+        # the page is public to whoever reaches the port: the server's folders stay off it
+        raise StudyRefused(f"no study {name!r} in this dashboard's results folder; pick one above")
     return path
 
 

@@ -18,5 +18,5 @@ The flow, one package a step:
 
 from ltray.errors import LtrayError
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["LtrayError", "__version__"]

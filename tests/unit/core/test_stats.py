@@ -204,7 +204,7 @@ def test_paired_table_pairs_seed_k_with_seed_k_and_gap_shows_what_test_selection
 def test_the_dashboard_and_the_cli_show_the_reports_paired_numbers(tmp_path, capsys):
     """One definition: the dashboard's paired rows and gap bars and the CLI summary print the
     numbers ltray.report computes."""
-    from dashboard import figures
+    from dashboard import compare
     from ltray.sweep.cli import print_summary
     from ltray.report import paired_lines
 
@@ -216,13 +216,21 @@ def test_the_dashboard_and_the_cli_show_the_reports_paired_numbers(tmp_path, cap
                              ("b0", "balanced_softmax", 0, right, labels, curve, 0.0),
                              ("b1", "balanced_softmax", 1, half, labels, curve, 0.0)])
     report = {r["row"]: r for r in paired_table(tabs)}
-    board = {r["row"]: r for r in figures.paired_rows(tabs)}
+    view = compare.paired_view(tabs)
+    board = {r["row"]: r for r in view["cells"]}
+    drawn = {r["row"]: r for r in view["diffs"]}
+    for g in ("bal_acc", "many", "medium", "few"):  # every shot group, as text and as drawn
+        d = report["balanced_softmax"]["vs_baseline"][g]
+        assert board["balanced_softmax"][f"vs {g}"] == Diff.of(d).text() and board["ce"][f"vs {g}"] == "baseline"
+        if d["diff"] == d["diff"]:  # a group with classes in it
+            assert drawn["balanced_softmax"][g]["diff"] == pytest.approx(d["diff"] * 100)
+            assert (drawn["balanced_softmax"][g]["lo"], drawn["balanced_softmax"][g]["hi"]) == pytest.approx(
+                (d["lo"] * 100, d["hi"] * 100))
+            assert drawn["balanced_softmax"][g]["verdict"] == Diff.of(d).verdict
     d = report["balanced_softmax"]["vs_baseline"]["bal_acc"]
-    assert board["balanced_softmax"]["vs_baseline"] == f"{d['diff'] * 100:+.2f} [{d['lo'] * 100:+.2f}, {d['hi'] * 100:+.2f}]"
-    assert board["balanced_softmax"]["p"] == Diff.of(d).p_text and board["ce"]["verdict"] == "baseline"
-    assert board["balanced_softmax"]["verdict"] == Diff.of(d).verdict
+    assert f"{d['diff'] * 100:+.2f} [{d['lo'] * 100:+.2f}, {d['hi'] * 100:+.2f}]" in board["balanced_softmax"]["vs bal_acc"]
     gap = {r["row"]: r for r in gap_table(tabs)}
-    info = figures.gap_info(tabs)
+    info = compare.gap_info(tabs)
     k = info["rows"].index("balanced_softmax")
     assert info["optimism"]["bal_acc"][k] == pytest.approx(gap["balanced_softmax"]["bal_acc"]["optimism"]["mean"] * 100)
     print_summary(str(tmp_path))

@@ -49,7 +49,7 @@ def test_a_damaged_optuna_db_costs_the_search_figures_only(app, tmp_path, damage
     out = r.get_json()["response"]
     assert len(out["trials"]["data"]) == len(TRIALS)  # every Parquet table is still shown
     assert out["shots"]["figure"]["data"]
-    assert "search state of" in str(out["best"]["children"]) and "cannot be read" in str(out["best"]["children"])
+    assert "search state cannot be read" in str(out["best"]["children"]) and "cannot be read" in str(out["best"]["children"])
 
 
 def test_a_refresh_with_nothing_new_sends_nothing(app, tmp_path):

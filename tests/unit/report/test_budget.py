@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from dashboard import figures
+from dashboard import compare
 from fixtures_study import trial_row
 from ltray import results as R
 from ltray.core.stats import best_of_draws
@@ -88,7 +88,7 @@ def test_a_study_without_configuration_order_says_so_and_the_dashboard_shows_the
     old = old.append_column("config_index", pa.nulls(old.num_rows, pa.int64()))
     assert "before ltray 0.3" in budget_curves(old)[0]["note"]
     t = _trials({"ce": 1, "la": 3})
-    info = figures.budget_info(t, {"sampler": "tpe"})
+    info = compare.budget_info(t, {"sampler": "tpe"})
     for c, line in zip(budget_curves(t), info["lines"]):
         assert line["test"] == [p["test"]["mean"] * 100 for p in c["points"]]
     text = "\n".join(text_lines(budget_report(t, {"per_method": 3})[1]))
