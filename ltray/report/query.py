@@ -80,6 +80,14 @@ def run(study: str, sql: str, timeout_s: float = TIMEOUT_S) -> Result:
         con.close()
 
 
+def _stop(con, done: threading.Event) -> None:
+    """Interrupt the query until its thread ends: an interrupt that lands before DuckDB has begun
+    the query (a Ctrl-C right after the thread started) is lost, so it is sent again (every 0.1 s)."""
+    con.interrupt()
+    while not done.wait(0.1):
+        con.interrupt()
+
+
 def _execute(con: duckdb.DuckDBPyConnection, sql: str, timeout_s: float) -> Result:
     """The query in a thread, so that the timeout and Ctrl-C interrupt DuckDB (a query in the main
     thread ignores SIGINT until it ends). The main thread waits on an event, not on the thread:
@@ -101,12 +109,10 @@ def _execute(con: duckdb.DuckDBPyConnection, sql: str, timeout_s: float) -> Resu
     try:
         finished = done.wait(timeout_s if timeout_s > 0 else None)
     except KeyboardInterrupt:
-        con.interrupt()
-        done.wait()
+        _stop(con, done)
         raise
     if not finished:
-        con.interrupt()
-        done.wait()
+        _stop(con, done)
         raise LtrayError(f"SQL: stopped after {timeout_s:g} s (--timeout)")
     if "error" in out:
         raise LtrayError(_one_line(out["error"])) from None

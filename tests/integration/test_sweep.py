@@ -35,7 +35,7 @@ def _sweep(ray_head, results, *sets, extra=()):
 def test_tiny_study_writes_every_table_and_values_match_the_logits(ray_head, tmp_path):
     r = _sweep(ray_head, tmp_path, "resources.num_workers=2", "resources.cpus_per_worker=0.5", extra=["--name", "tiny"])
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "epoch 2: val_bal_acc" in r.stdout and "python -m dashboard --results" in r.stdout
+    assert "epoch 1: val_bal_acc" in r.stdout and "python -m dashboard --results" in r.stdout
     study = tmp_path / "tiny"
     for f in ("experiment.py", "experiment.json", "requirements.txt", "optuna.db"):
         assert (study / f).is_file(), f
@@ -136,7 +136,7 @@ def test_per_method_budgets_with_a_shared_knob_one_definition_to_the_budget_tabl
     """search.per_method with weight decay shared: each method its budget (ce: 3, as weight decay
     gives it a knob), the searcher told the table, and the CLI summary, ltray.report's methods
     table, the budget table's last budget and the dashboard's budget figure all the same numbers."""
-    from dashboard import figures
+    from dashboard import compare
     from ltray.report import budget_curves, method_summary, search_settings
 
     r = _sweep(ray_head, tmp_path, "methods=ce,logit_adjusted", "search.per_method=3",
@@ -156,7 +156,7 @@ def test_per_method_budgets_with_a_shared_knob_one_definition_to_the_budget_tabl
     assert report.returncode == 0, report.stderr
     test_lines = report.stdout.split("\n\n")[0].splitlines()
     budget = {ln.split()[0]: [float(x) for x in ln.split()[2:]] for ln in test_lines if ln.split()[0] in summary}
-    info = {line["method"]: line for line in figures.budget_info(trials, search_settings(str(study)))["lines"]}
+    info = {line["method"]: line for line in compare.budget_info(trials, search_settings(str(study)))["lines"]}
     for m, c in zip(method_summary(trials), budget_curves(trials)):
         val, test = m["val_bal_acc"]["mean"] * 100, m["test_bal_acc"]["mean"] * 100
         assert summary[m["method"]][1:3] == pytest.approx([val, test], abs=0.006)

@@ -62,3 +62,34 @@ def test_ctrl_c_stops_a_runaway_query(study):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err and time.time() - t0 < 10
+
+
+def test_a_ctrl_c_before_duckdb_begins_the_query_still_stops_it():
+    """The race CI hit under load: Ctrl-C lands after the query's thread started but before DuckDB
+    began the query, so the first interrupt finds nothing to stop. Placed exactly: the query
+    starts only once the first interrupt has been sent."""
+    import _thread
+    import threading
+
+    import duckdb
+
+    from ltray.report.query import _execute
+
+    con = duckdb.connect()
+    interrupted, started = threading.Event(), threading.Event()
+
+    class Late:  # DuckDB's connection, whose execute waits for the first interrupt
+        def execute(self, sql):
+            started.set()
+            interrupted.wait()
+            return con.execute(sql)
+
+        def interrupt(self):
+            con.interrupt()  # before the query begins: DuckDB has nothing to stop yet
+            interrupted.set()
+
+    threading.Thread(target=lambda: (started.wait(), _thread.interrupt_main()), daemon=True).start()
+    t0 = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        _execute(Late(), "SELECT sum(a.range * 2) FROM range(6000000000) a", 0)
+    assert time.time() - t0 < 5  # stopped, not run to its end (15 s or more)
