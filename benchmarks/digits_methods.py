@@ -18,7 +18,7 @@ from ltray.sweep.trial import LocalApi, TrialSpec, train_trial
 RECIPE = Recipe(epochs=30, batch_size=128, lr=0.1, warmup_epochs=5, weight_decay=5e-4)
 ROWS = ["ce", "ce+posthoc", "ce+taunorm", "logit_adjusted", "balanced_softmax", "lade", "ldam_drw", "equalization",
         "mixup", "crt", "dive", "ce+ssp", "balanced_softmax+ssp", "focal", "cb_ce", "cb_focal", "reweight", "drs",
-        "bsce_cbs", "lws", "ce_wd", "wb", "remix"]
+        "bsce_cbs", "lws", "ce_wd", "wb", "remix", "ride", "sade", "balpoe"]
 EXP = Experiment(name="bench", data=DataConfig(name="digits-lt", rho=100), train=RECIPE)
 
 

@@ -91,6 +91,8 @@ def _layout() -> html.Div:
             _section("Per-shot accuracy", _graph("shots")),
             _section("Against the baseline, tail first", html.P(id="paired-caption"), _graph("paired-diffs"),
                      _table("paired", [{"name": c.replace("bal_acc", "overall"), "id": c} for c in compare.PAIRED_COLUMNS]), _graph("gap")),
+            _section("Experts of multi-expert methods", _table("experts", [
+                {"name": c.replace("bal_acc", "overall"), "id": c} for c in compare.EXPERT_COLUMNS])),
             _section("Shifted test label distributions", _graph("shifts"),
                      _table("shift-summary", [{"name": c, "id": c} for c in ("method", "rule", "mean over shifts",
                                                                               "seeds")])),

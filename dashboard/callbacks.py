@@ -192,23 +192,24 @@ def _paired(app: dash.Dash, root: str) -> None:
         counts = _train_counts(tables["per_class"])
         view = compare.paired_view(tables)
         return (view["cells"], view["caption"], compare.paired_differences(view, study, train_counts=counts),
-                compare.gap_bars(tables, study, train_counts=counts))
+                compare.gap_bars(tables, study, train_counts=counts), compare.expert_rows(tables))
 
     @app.callback(Output("paired", "data"), Output("paired-caption", "children"), Output("paired-diffs", "figure"),
-                  Output("gap", "figure"), Output("paired-seen", "data"),
+                  Output("gap", "figure"), Output("experts", "data"), Output("paired-seen", "data"),
                   Input("current", "data"), Input("tick", "n_intervals"), State("paired-seen", "data"))
     def paired(name, _tick, seen):
         try:
             path = resolve(root, name)
         except StudyRefused:
-            return [], "", empty("", ""), empty("", ""), None
+            return [], "", empty("", ""), empty("", ""), [], None
         trials, _ = load(path, ("trials",))
         sig = (signature(path, ("trials",)), signature(path, PAIRED_TABLES, _selected(trials["trials"])))
         seeing = repr((name, sig))
         if seen and seeing == seen["state"]:
             raise PreventUpdate
         drawn = shared(("paired", path, sig), lambda: compute(path, name))
-        sent, shapes = _keeping_view(("paired.data", "paired-caption.children", "paired-diffs.figure", "gap.figure"),
+        sent, shapes = _keeping_view(("paired.data", "paired-caption.children", "paired-diffs.figure", "gap.figure",
+                                      "experts.data"),
                                      drawn, seen if seen and seen["study"] == name else None)
         return (*sent, {"study": name, "state": seeing, "shapes": shapes})
 

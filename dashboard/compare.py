@@ -17,13 +17,14 @@ from ltray.core.longtail import shift_names
 from ltray.core.metrics import OVERALL
 from ltray.core.stats import mean_ci
 from ltray.errors import LtrayError
-from ltray.report import (GROUPS, best_configurations, budget_curves, gap_table, method_summary, paired_caption,
+from ltray.report import (GROUPS, best_configurations, expert_table, budget_curves, gap_table, method_summary, paired_caption,
                           paired_table, shift_table)
 from ltray.report.render import Diff
 
 PAIRED_COLUMNS = ("row", "seeds", *GROUPS, *(f"vs {g}" for g in GROUPS))
 SHIFT_ORDER = [n for n, _, _ in shift_names()]
-RULES = {"none": ("no adjustment", "solid"), "pc_true": ("PC, true prior", "dash"), "pc_em": ("PC, EM prior", "dot")}
+RULES = {"none": ("no adjustment", "solid"), "pc_true": ("PC, true prior", "dash"), "pc_em": ("PC, EM prior", "dot"),
+         "sade_tta": ("SADE test-time aggregation (transductive)", "longdash")}
 
 
 # ---------------------------------------------------------------- paired comparison
@@ -190,3 +191,16 @@ def studies_rows(summaries: dict[str, pa.Table]) -> tuple[list[dict], list[str]]
             by_method.setdefault(m["method"], {"method": m["method"]})[study] = (
                 f"{pct_ci(m['test_bal_acc'])} (n={m['n']}; val {pct_ci(m['val_bal_acc'])})")
     return [by_method[m] for m in sorted(by_method)], list(summaries)
+
+
+# ---------------------------------------------------------------- multi-expert methods
+EXPERT_COLUMNS = ("method", "expert", *GROUPS, "shifts")
+
+
+def expert_rows(tables: dict) -> list[dict]:
+    """Each expert of a multi-expert method, and their mean (the prediction): test accuracy per
+    group (%, mean ± CI over seeds), the numbers of ``ltray.report --table experts``."""
+    if tables.get("expert_logits") is None or not tables["expert_logits"].num_rows:
+        return []
+    return [{"method": r["method"], "expert": r["expert"], **{g: pct_ci(r[g]) for g in (*GROUPS, "shifts")}}
+            for r in expert_table(tables)]

@@ -26,7 +26,7 @@ from ltray.results.storage import is_uri, join, open_store, shown
 TABLES = ("trials", "epochs", "per_class", "shifts", "tau_curve", "virtual", "stages")
 # the paired comparison needs the selected configurations' test logits (the largest table):
 # read only for it, and only of those trials
-PAIRED_TABLES = ("epochs", "per_class", "logits")
+PAIRED_TABLES = ("epochs", "per_class", "logits", "expert_logits")
 
 
 class StudyRefused(ValueError):

@@ -17,15 +17,16 @@ SHOT_COLORS = {"many": "#1b9e77", "medium": "#d95f02", "few": "#7570b3", OVERALL
 """Shot groups (Dark2): many green, medium orange, few purple, overall grey, in every figure."""
 METHOD_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                  "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
-                 "#e6550d", "#31a354", "#756bb1", "#636363")
+                 "#e6550d", "#31a354", "#756bb1", "#636363", "#9c9ede", "#e7ba52", "#ad494a", "#6baed6")
 """One per method, by the method's place among the registered methods: a method keeps its colour
 whichever study, figure or subset of methods is shown."""
 FIGURE_HEIGHT = 420  # px of a figure with content; an empty state is one line
 EMPTY_HEIGHT = 60
 
 
-METHODS = ("balanced_softmax", "bsce_cbs", "cb_ce", "cb_focal", "ce", "ce_wd", "crt", "dive", "drs", "equalization",
-           "focal", "lade", "ldam_drw", "logit_adjusted", "lws", "mixup", "remix", "reweight", "wb")
+METHODS = ("balanced_softmax", "balpoe", "bsce_cbs", "cb_ce", "cb_focal", "ce", "ce_wd", "crt", "dive", "drs",
+           "equalization", "focal", "lade", "ldam_drw", "logit_adjusted", "lws", "mixup", "remix", "reweight", "ride",
+           "sade", "wb")
 """The registered methods (``ltray.methods.method_names()``, which the dashboard may not import;
 a test keeps the two equal): a method's colour is its place here."""
 

@@ -82,9 +82,10 @@ class TinyCNN(nn.Module):
 
     feature_dim = 64
 
-    def __init__(self, in_channels: int = 1):
+    def __init__(self, in_channels: int = 1, width: float = 1.0):
         super().__init__()
-        c = [in_channels, 16, 32, 64]
+        c = [in_channels, *(round(n * width) for n in (16, 32, 64))]
+        self.feature_dim = c[-1]
         layers = []
         for i in range(3):
             layers += [nn.Conv2d(c[i], c[i + 1], 3, 1, 1, bias=False), nn.BatchNorm2d(c[i + 1]), nn.ReLU(inplace=True)]
@@ -146,6 +147,80 @@ class Classifier(nn.Module):
         return self.head(self.backbone(x))
 
 
+EXPERT_WIDTH = 0.75
+"""Channels of an expert's branch, as a fraction of the single model's: RIDE's and SADE's
+``reduce_dimension`` (ResNet-32's stages 2 and 3 at 24 and 48 channels instead of 32 and 64)."""
+
+
+def _resnet_parts(in_channels: int, width: float):
+    """ResNet-32 as RIDE and SADE split it: conv1 and stage 1 shared, stages 2 and 3 per expert."""
+    def trunk():
+        net = ResNet32(in_channels)
+        return nn.Sequential(net.conv1, net.bn1, nn.ReLU(), *list(net.layers)[:5])
+
+    def branch():
+        c2, c3 = round(32 * width), round(64 * width)
+        blocks, cin = [], 16
+        for cout, stride in ((c2, 2), (c3, 2)):
+            for b in range(5):
+                blocks.append(BasicBlock(cin, cout, stride if b == 0 else 1))
+                cin = cout
+        for m in nn.Sequential(*blocks).modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+        return nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten()), c3
+    return trunk, branch
+
+
+def _cnn_parts(in_channels: int, width: float, channels: tuple[int, int, int], pools: tuple[int, ...]):
+    """A small CNN split after its first block: that block shared, the other two per expert."""
+    def block(cin, cout, i):
+        return [nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                *([nn.MaxPool2d(2)] if i in pools else [])]
+
+    def trunk():
+        return nn.Sequential(*block(in_channels, channels[0], 0))
+
+    def branch():
+        c1, c2 = round(channels[1] * width), round(channels[2] * width)
+        return nn.Sequential(*block(channels[0], c1, 1), *block(c1, c2, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten()), c2
+    return trunk, branch
+
+
+EXPERT_PARTS = {
+    "resnet32": lambda in_channels, width: _resnet_parts(in_channels, width),
+    "cnn-small": lambda in_channels, width: _cnn_parts(in_channels, width, (32, 64, 128), (1,)),
+    "cnn-tiny": lambda in_channels, width: _cnn_parts(in_channels, width, (16, 32, 64), (0, 1)),
+}
+
+
+class Experts(nn.Module):
+    """A multi-expert model (RIDE, SADE, BalPoE): a shared trunk, then E branches, each with its own
+    head. Training gives every expert's logits, (N, E, C), for the method's loss; evaluation gives
+    their mean, (N, C), so every metric and post-hoc rule reads it as one model's logits.
+    ``expert_logits(x)`` gives (N, E, C) in either mode."""
+
+    def __init__(self, name: str, num_classes: int, in_channels: int, head: str, experts: int,
+                 width: float = EXPERT_WIDTH):
+        super().__init__()
+        if name not in EXPERT_PARTS:
+            raise LtrayError(f"model {name!r} has no multi-expert form; use one of {', '.join(EXPERT_PARTS)}")
+        trunk, branch = EXPERT_PARTS[name](in_channels, width)
+        self.trunk = trunk()
+        branches = [branch() for _ in range(experts)]
+        self.branches = nn.ModuleList(b for b, _ in branches)
+        make = {"linear": nn.Linear, "cosine": CosineHead}[head]
+        self.head = nn.ModuleList(make(dim, num_classes) for _, dim in branches)
+
+    def expert_logits(self, x):
+        shared = self.trunk(x)
+        return torch.stack([h(b(shared)) for b, h in zip(self.branches, self.head)], dim=1)
+
+    def forward(self, x):
+        out = self.expert_logits(x)
+        return out if self.training else out.mean(1)
+
+
 def _torchvision(name: str, in_channels: int) -> nn.Module:
     import torchvision  # only these models need it; importing it costs ~1 s per fresh worker
 
@@ -169,6 +244,8 @@ BACKBONES = {
     "resnet32": lambda in_channels, in_dim: ResNet32(in_channels),
     "cnn-small": lambda in_channels, in_dim: SmallCNN(in_channels),
     "cnn-tiny": lambda in_channels, in_dim: TinyCNN(in_channels),
+    # cnn-tiny at 1.375x the channels: the parameters of a 3-expert cnn-tiny (a single model matched for capacity)
+    "cnn-tiny-wide": lambda in_channels, in_dim: TinyCNN(in_channels, width=1.375),
     "linear": _linear,
     **{name: (lambda in_channels, in_dim, name=name: _torchvision(name, in_channels))
        for name in ("resnet34", "resnet50", "resnext50_32x4d")},
@@ -176,8 +253,12 @@ BACKBONES = {
 MODELS = tuple(BACKBONES)
 
 
-def build_model(name: str, num_classes: int, in_channels: int = 3, head: str = "linear", in_dim: int = 0) -> Classifier:
-    """A model by name; ``in_dim`` is the flat input size for ``linear``."""
+def build_model(name: str, num_classes: int, in_channels: int = 3, head: str = "linear", in_dim: int = 0,
+                experts: int = 0) -> Classifier | Experts:
+    """A model by name; ``in_dim`` is the flat input size for ``linear``; ``experts`` > 0: that
+    many experts on a shared trunk (:class:`Experts`)."""
+    if experts:
+        return Experts(name, num_classes, in_channels, head, experts)
     if name not in BACKBONES:
         raise LtrayError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     if head not in HEADS:

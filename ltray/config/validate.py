@@ -16,7 +16,7 @@ from ltray.datasets import DataConfig, get_dataset, resolve
 from ltray.errors import LtrayError
 from ltray.methods import get_method, method_names
 from ltray.methods.space import SHARED, declared_ranges
-from ltray.models import MODELS
+from ltray.models import EXPERT_PARTS, MODELS
 
 MAX_INT = 2**31 - 1  # no integer field means more; a larger one overflows a seed or a count somewhere
 MAX_SEED = 2**31 - 1  # seeds numpy, torch and Optuna alike
@@ -88,6 +88,10 @@ def validate(exp: Experiment, cluster: dict | None = None, local_data: bool = Tr
         raise LtrayError(f"methods lists a method twice: {exp.methods}")
     if exp.model.name not in MODELS:
         raise LtrayError(f"unknown model {exp.model.name!r}; choose one of {', '.join(MODELS)}")
+    multi = [m for m in exp.methods if get_method(m).experts(get_method(m).hp())]
+    if multi and exp.model.name not in EXPERT_PARTS:
+        raise LtrayError(f"{', '.join(multi)} train{'s' if len(multi) == 1 else ''} several experts on a shared trunk, "
+                         f"which model {exp.model.name!r} has no form of; use model.name={' or '.join(EXPERT_PARTS)}")
     dataset = check_data(exp.data, local_data)
     exp.train.validate()
     exp.search.validate(exp.train.epochs, len(exp.methods))

@@ -192,3 +192,71 @@ def dive_loss(student: torch.Tensor, teacher: torch.Tensor, y: torch.Tensor, cou
     q = dive_target(teacher, tau, power)
     kl = F.kl_div(F.log_softmax(student / tau, dim=1), q, reduction="batchmean")
     return a * tau**2 * kl + (1 - a) * balanced_softmax_loss(student, y, counts)
+
+
+def _experts(logits: torch.Tensor, y: torch.Tensor, n: int | None = None) -> None:
+    if logits.ndim != 3 or (n is not None and logits.shape[1] != n):
+        raise LtrayError(f"a multi-expert loss needs (N, E, C) logits{f' with E = {n}' if n else ''}, "
+                         f"got {tuple(logits.shape)}")
+    _check(logits[:, 0], y)
+
+
+def inverse_prior(prior) -> torch.Tensor:
+    """SADE's "inverse" prior: the priors' ranks reversed (the most frequent class gets the rarest
+    class's prior), not 1/pi (Vanint/SADE-AgnosticLT, ``DiverseExpertLoss.inverse_prior``)."""
+    p = torch.as_tensor(prior)
+    value, order = torch.sort(p)
+    rank = torch.argsort(order)  # each class's place among the sorted priors
+    return value[p.numel() - 1 - rank]
+
+
+def sade_loss(logits: torch.Tensor, y: torch.Tensor, prior, tau: float = 2.0) -> torch.Tensor:
+    """SADE (Zhang et al. NeurIPS 2022) on three experts' logits (N, 3, C): CE on the first (the
+    training distribution), balanced softmax ``CE(z + log pi)`` on the second (uniform), and
+    ``CE(z + log pi - tau log pi_inv)`` on the third (the inverse distribution), summed."""
+    _experts(logits, y, 3)
+    log_p = torch.log(_vec(prior, logits) + 1e-9)
+    log_inv = torch.log(_vec(inverse_prior(torch.as_tensor(prior, dtype=torch.float64)), logits) + 1e-9)
+    return (F.cross_entropy(logits[:, 0], y) + F.cross_entropy(logits[:, 1] + log_p, y)
+            + F.cross_entropy(logits[:, 2] + log_p - tau * log_inv, y))
+
+
+def ride_loss(cos_logits: torch.Tensor, y: torch.Tensor, counts, max_m: float = 0.5, s: float = 30.0, weight=None,
+              diversity: float = -0.45, temperature: float = 1.0, class_temperature=None) -> torch.Tensor:
+    """RIDE (Wang et al. ICLR 2021) on E experts' cosine logits (N, E, C), as the authors'
+    ``RIDELoss``: per expert, LDAM's CE (margins on the target, ``weight`` once DRW is on) plus
+    ``diversity * T^2 * KL(softmax(zbar / T) || softmax(z_k / T))``, where zbar is the (detached)
+    mean of the experts' logits s * cos and T the temperature (times ``class_temperature`` per
+    class once DRW is on; T^2 uses its mean), summed over the experts. A negative ``diversity``
+    pushes the experts apart."""
+    _experts(cos_logits, y)
+    z = s * cos_logits
+    t = temperature * (_vec(class_temperature, z) if class_temperature is not None else torch.ones_like(z[0, 0]))
+    target = F.softmax(z.mean(1).detach() / t, dim=1)
+    loss = z.new_zeros(())
+    for k in range(z.shape[1]):
+        loss = loss + ldam_loss(cos_logits[:, k], y, counts, max_m, s, weight)
+        loss = loss + diversity * t.mean() ** 2 * F.kl_div(F.log_softmax(z[:, k] / t, dim=1), target,
+                                                            reduction="batchmean")
+    return loss
+
+
+def ride_class_temperature(counts, factor: float = 0.05) -> torch.Tensor:
+    """RIDE's per-class diversity temperature under DRW: ``C * pi_c * factor + 1 - factor``, over its maximum."""
+    n = torch.as_tensor(counts, dtype=torch.float64)
+    w = n.numel() * n / n.sum() * factor + 1 - factor
+    return w / w.max()
+
+
+def balpoe_taus(experts: int, tau_min: float = 0.0, tau_max: float = 2.0) -> torch.Tensor:
+    """BalPoE's expert taus, evenly spaced from tau_min to tau_max (the authors' "limits"); their
+    mean must be 1 for the experts' mean logits to be balanced."""
+    return torch.linspace(tau_min, tau_max, experts, dtype=torch.float64)
+
+
+def balpoe_loss(logits: torch.Tensor, y: torch.Tensor, prior, taus) -> torch.Tensor:
+    """BalPoE (Sanchez Aimar et al. CVPR 2023) on E experts' logits (N, E, C): the mean over the
+    experts of the logit-adjusted loss ``CE(z_k + tau_k log pi, y)`` (the authors' ``BSExpertLoss``)."""
+    _experts(logits, y, len(taus))
+    log_p = torch.log(_vec(prior, logits) + 1e-9)
+    return sum(F.cross_entropy(logits[:, k] + float(tau) * log_p, y) for k, tau in enumerate(taus)) / len(taus)

@@ -57,6 +57,12 @@ class Method:
     mix_weights: Callable[[dict, torch.Tensor], Callable] | None = None
     """With mixup: (hyperparameters, train counts (C,)) -> (lambda, labels (B,), partner labels (B,))
     -> per-sample weight (B,) of the first label in a mixed image's CE (Remix); None: lambda."""
+    experts: Callable[[dict], int] = lambda hp: 0
+    """How many experts the model has (``ltray.models.Experts``: a shared trunk, one branch and head
+    per expert; the loss then gets every expert's outputs, (N, E, C)); 0: one model."""
+    test_time_views: int = 0
+    """> 0: after training, also store that many epochs of two augmented views' expert logits on the
+    test images, for test-time aggregation on each shifted test set (SADE: 5; transductive)."""
     recipe: Callable[[Any, dict], Any] = lambda recipe, hp: recipe
     """Adjusts the study's recipe for this method (cRT: a short, class-balanced classifier stage)."""
     extra_tables: Callable[[dict, Any, Any], dict] = lambda hp, teacher_logits, counts: {}
@@ -108,5 +114,5 @@ def prior_of(counts: torch.Tensor) -> torch.Tensor:
 
 
 # Importing the method files registers them.
-from ltray.methods import (balanced_softmax, bsce_cbs, cb_ce, cb_focal, ce, crt, dive, drs, equalization, focal, lade,  # noqa: E402,F401,I001
-                           ldam_drw, logit_adjusted, lws, mixup, remix, reweight, weight_balancing)
+from ltray.methods import (balanced_softmax, balpoe, bsce_cbs, cb_ce, cb_focal, ce, crt, dive, drs, equalization, focal, lade,  # noqa: E402,F401,I001
+                           ldam_drw, logit_adjusted, lws, mixup, remix, reweight, ride, sade, weight_balancing)

@@ -56,14 +56,16 @@ def provenance(study: str, trials, trial_ids: frozenset[str], command: str, date
 EXPERIMENT_FILES = ("experiment.py", "experiment.json")  # the source, and its values after --set overrides
 FORMATS = {"latex": as_latex, "markdown": as_markdown, "html": as_html}
 NEEDS = {"paired": ("trials", "logits", "per_class", "epochs"), "gap": ("trials", "epochs"),
-         "shifts": ("trials", "shifts")}
+         "shifts": ("trials", "shifts"), "experts": ("trials", "expert_logits", "per_class")}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ltray.report", description=__doc__.split("\n\n")[0])
     p.add_argument("study", help="a study folder or URI, e.g. results/quickstart")
-    p.add_argument("--table", choices=("methods", "la", "shifts", "paired", "gap", "budget"), default="methods",
+    p.add_argument("--table", choices=("methods", "la", "shifts", "paired", "gap", "budget", "experts"),
+                   default="methods",
                    help="paired: every method against --baseline on paired seeds, then the protocol gap; "
+                        "experts: each expert of a multi-expert method, and their mean; "
                         "gap: the protocol gap alone; budget: each method's selected configuration after "
                         "n = 1 .. N configurations (search.per_method)")
     p.add_argument("--baseline", default="ce", help="the method the paired table compares against (default ce)")

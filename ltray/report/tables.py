@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
+from ltray.core.longtail import shift_names, shifted_test_indices
 from ltray.core.metrics import OVERALL, SHOT_GROUPS, shot_masks
 from ltray.core.posthoc import logit_adjust, logit_prior
 from ltray.core.stats import holm, mean_ci, paired_difference
@@ -181,3 +182,62 @@ def gap_table(tables, baseline: str = "ce", objective: str | None = None) -> lis
                            "on_val": mean_ci([r[_column(variant, g)] for r in best[method]]),
                            "optimism": mean_ci(optimism[g])} for g in GROUPS}})
     return out
+
+
+def expert_table(tables) -> list[dict]:
+    """Per multi-expert method (its selected configuration): each expert's test accuracy per group
+    and that of their mean (the method's prediction), mean +- 95% CI over the seeds."""
+    best = best_configurations(tables["trials"])
+    ex = tables["expert_logits"].filter(pc.equal(tables["expert_logits"]["split"], "test"))
+    counts = _train_counts(tables["per_class"])
+    out = []
+    for method, rows in best.items():
+        ids = [r["trial_id"] for r in rows]
+        mine = ex.filter(pc.is_in(ex["trial_id"], pa.array(ids)))
+        if mine.num_rows == 0:
+            continue
+        per_trial = {}
+        for tid in ids:
+            t = mine.filter(pc.equal(mine["trial_id"], tid))
+            if t.num_rows == 0 or tid not in counts:
+                continue
+            e, idx, y = (t[c].to_numpy(zero_copy_only=False) for c in ("expert", "index", "label"))
+            z = pc.list_flatten(t["logits"]).to_numpy(zero_copy_only=False).reshape(t.num_rows, -1)
+            n_exp = int(e.max()) + 1
+            order = np.lexsort((idx, e))
+            z, y = z[order].reshape(n_exp, -1, z.shape[1]), y[order][: idx.size // n_exp]
+            per_trial[tid] = [*(z[k] for k in range(n_exp)), z.mean(0)], y
+        if not per_trial:
+            continue
+        n_exp = len(next(iter(per_trial.values()))[0]) - 1
+        for k in range(n_exp + 1):
+            row = {"method": method, "expert": "mean (the prediction)" if k == n_exp else str(k),
+                   "trial_ids": list(per_trial)}
+            accs = [_group_accuracy(z[k], y, counts[tid]) for tid, (z, y) in per_trial.items()]
+            row.update({g: mean_ci([a[g] for a in accs]) for g in GROUPS})
+            row["shifts"] = mean_ci([_mean_over_shifts(z[k], y, counts[tid]) for tid, (z, y) in per_trial.items()])
+            out.append(row)
+    return out
+
+
+def _train_counts(per_class: pa.Table) -> dict[str, np.ndarray]:
+    t = per_class.filter(pc.equal(per_class["split"], "test"))
+    out: dict[str, dict] = {}
+    for r in t.select(["trial_id", "class_id", "train_count"]).to_pylist():
+        out.setdefault(r["trial_id"], {})[r["class_id"]] = r["train_count"]
+    return {tid: np.array([c[i] for i in sorted(c)]) for tid, c in out.items()}
+
+
+def _mean_over_shifts(logits: np.ndarray, y: np.ndarray, counts: np.ndarray) -> float:
+    """Accuracy (no prior adjustment) averaged over the 11 shifted test sets."""
+    accs = [float((logits[i].argmax(1) == y[i]).mean())
+            for i in (shifted_test_indices(y, counts, r, d) for _, r, d in shift_names())]
+    return float(np.mean(accs))
+
+
+def _group_accuracy(logits: np.ndarray, y: np.ndarray, counts: np.ndarray) -> dict[str, float]:
+    """Balanced accuracy over all classes and over each shot group's classes (NaN for an empty group)."""
+    pred = logits.argmax(1)
+    recall = np.array([np.mean(pred[y == c] == c) if np.any(y == c) else np.nan for c in range(counts.size)])
+    masks = {OVERALL: np.ones(counts.size, bool), **shot_masks(counts)}
+    return {g: float(np.nanmean(recall[m])) if m.any() else float("nan") for g, m in masks.items()}

@@ -11,6 +11,7 @@ from dataclasses import MISSING, dataclass, fields
 import numpy as np
 import torch
 
+from ltray.core.aggregation import aggregate, learn_weights
 from ltray.core.longtail import shift_names, shifted_test_indices
 from ltray.core.metrics import VAL_METRICS, expected_calibration_error, per_class_accuracy, per_class_precision, shot_accuracy
 from ltray.core.posthoc import (estimate_prior_bbse, estimate_prior_em, fit_temperature, logit_adjust, logit_prior,
@@ -44,13 +45,18 @@ class TrialLogits:
 def trial_tables(meta: TrialMeta, *, balanced: bool, tau_max: float, val_logits: np.ndarray,
                  val_y: np.ndarray, test_logits: np.ndarray, test_y: np.ndarray, train_counts: np.ndarray,
                  history: list[dict], best_epoch: int, wall_s: float, taunorm: dict | None = None, stage: str = "",
-                 resumed_at: int = 0) -> dict[str, dict]:
+                 resumed_at: int = 0, expert_logits: dict | None = None, test_views: list | None = None
+                 ) -> dict[str, dict]:
     """Columns of every table for one trial that produced logits.
 
     ``balanced``: the trial's logits already have the training prior removed (a balanced loss,
     or class-balanced sampling; :func:`ltray.methods.logits_are_balanced`). Every post-hoc rule
     then divides out a uniform prior instead of the training one (docs/METHODS.md: no double
     counting): post-hoc LA is the identity (tau* recorded as 0) and PC adds only the target prior.
+    ``expert_logits``: a multi-expert model's {"val": (N_val, E, C), "test": (N_test, E, C)}, whose
+    mean are the logits; stored in the ``expert_logits`` table. ``test_views``: per epoch, two
+    augmented views' test expert logits; each shifted test set then also gets SADE's test-time
+    aggregation, the rule ``sade_tta`` (transductive: learnt on that set's unlabelled images).
     """
     t = TrialLogits(val_logits, val_y, test_logits, test_y, np.asarray(train_counts))
     C = t.train_counts.size
@@ -76,9 +82,10 @@ def trial_tables(meta: TrialMeta, *, balanced: bool, tau_max: float, val_logits:
         "trials": record.columns(),
         "epochs": epoch_rows(meta, history),
         "per_class": _with_key(per_class, key),
-        "shifts": _with_key(_shift_rows(t, prior, adjusted["test"]), key),
+        "shifts": _with_key(_shift_rows(t, prior, adjusted["test"], expert_logits, test_views), key),
         "tau_curve": _with_key(_curve_rows(curves), key),
         "logits": _with_key(_logit_rows(t), key),
+        **({"expert_logits": _with_key(_expert_rows(expert_logits, val_y, test_y), key)} if expert_logits else {}),
     }
 
 
@@ -111,9 +118,10 @@ def _calibration(t: TrialLogits) -> dict:
             "test_ece_ts": expected_calibration_error(t.test_logits / temperature, t.test_y)}
 
 
-def _shift_rows(t: TrialLogits, src: np.ndarray, adjusted_test: np.ndarray) -> dict:
+def _shift_rows(t: TrialLogits, src: np.ndarray, adjusted_test: np.ndarray, experts: dict | None = None,
+                views: list | None = None) -> dict:
     """Shifted test label distributions (LADE protocol) x adjustment; ``src`` is the prior inside
-    the logits (uniform for balanced ones)."""
+    the logits (uniform for balanced ones); with ``views``, also SADE's test-time aggregation."""
     C = t.train_counts.size
     test_t = torch.from_numpy(t.test_logits.astype(np.float64))
     probs = torch.softmax(test_t, 1).numpy()
@@ -132,12 +140,20 @@ def _shift_rows(t: TrialLogits, src: np.ndarray, adjusted_test: np.ndarray) -> d
         options = {"none": (t.test_logits[idx], np.nan), "posthoc_tau": (adjusted_test[idx], np.nan),
                    "pc_true": (pc(true), 0.0), "pc_em": (pc(em), float(np.abs(em - true).sum())),
                    "pc_bbse": (pc(bbse), float(np.abs(bbse - true).sum()))}
-        for a in SHIFT_ADJUSTMENTS:
+        if views:
+            options["sade_tta"] = (_tta_logits(experts["test"], views, idx), np.nan)
+        for a in [*SHIFT_ADJUSTMENTS, *(["sade_tta"] if views else [])]:
             logits, l1 = options[a]
             for k, v in (("shift", name), ("ratio", ratio), ("direction", direction), ("size", int(idx.size)),
                          ("adjustment", a), ("accuracy", _acc(logits, y)), ("prior_l1", l1)):
                 rows[k].append(v)
     return rows
+
+
+def _tta_logits(experts: np.ndarray, views: list, idx: np.ndarray) -> np.ndarray:
+    """The shifted set's logits under the expert weights learnt on its own (unlabelled) images."""
+    w = learn_weights([(torch.from_numpy(a[idx]), torch.from_numpy(b[idx])) for a, b in views])
+    return aggregate(torch.from_numpy(np.asarray(experts[idx], np.float64)), w).numpy()
 
 
 def _curve_rows(curves: dict) -> dict:
@@ -158,6 +174,19 @@ def _logit_rows(t: TrialLogits) -> dict:
         rows["index"] += list(range(y.size))
         rows["label"] += y.tolist()
         rows["logits"] += list(logits.astype(np.float32))
+    return rows
+
+
+def _expert_rows(experts: dict, val_y: np.ndarray, test_y: np.ndarray) -> dict:
+    rows = {k: [] for k in ("split", "expert", "index", "label", "logits")}
+    for split, y in (("val", val_y), ("test", test_y)):
+        out = np.asarray(experts[split], np.float32)  # (N, E, C)
+        for e in range(out.shape[1]):
+            rows["split"] += [split] * y.size
+            rows["expert"] += [e] * y.size
+            rows["index"] += list(range(y.size))
+            rows["label"] += y.tolist()
+            rows["logits"] += list(out[:, e])
     return rows
 
 

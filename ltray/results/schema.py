@@ -201,6 +201,11 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("study", STR), ("trial_id", STR), ("split", STR), ("index", I64), ("label", I64),
         ("logits", pa.list_(pa.float32())),
     ]),
+    # a multi-expert model's logits of each expert (its ``logits`` rows are their mean)
+    "expert_logits": pa.schema([
+        ("study", STR), ("trial_id", STR), ("split", STR), ("expert", I64), ("index", I64), ("label", I64),
+        ("logits", pa.list_(pa.float32())),
+    ]),
 }
 TABLES = tuple(SCHEMAS)
 

@@ -134,7 +134,8 @@ def _write_tables(spec: TrialSpec, meta: R.TrialMeta, res, stage: str, teacher, 
     tabs = trial_tables(meta, balanced=spec.balanced, tau_max=spec.tau_max, val_logits=res.val_logits,
                         val_y=res.val_labels, test_logits=res.test_logits, test_y=res.test_labels,
                         train_counts=res.train_counts, history=res.history, best_epoch=res.best_epoch, wall_s=wall_s,
-                        taunorm=res.taunorm, stage=stage, resumed_at=res.start_epoch)
+                        taunorm=res.taunorm, stage=stage, resumed_at=res.start_epoch, expert_logits=res.expert_logits,
+                        test_views=res.test_views)
     tabs.update(_method_tables(meta, spec.hp, stage, teacher, data, res.train_counts, device))
     for name in (*[t for t in tabs if t != "trials"], "trials"):
         R.write_table(spec.study_dir, name, meta.trial_id, R.table(name, tabs[name]))

@@ -13,7 +13,7 @@ import torch
 from ltray.core.metrics import SHOT_GROUPS, per_class_accuracy, shot_accuracy
 from ltray.core.posthoc import logit_prior, tau_curve, tau_normalized_results
 from ltray.config.groups import ORACLE_TAU_MAX
-from ltray.datasets import DataBundle, ImageList, to_float
+from ltray.datasets import DataBundle, ImageList, augment_batch, to_float
 from ltray.results.schema import EpochRecord
 from ltray.train.loop import EpochStats, Run
 
@@ -36,6 +36,29 @@ def predict(model: torch.nn.Module, data: DataBundle, split: str, device: torch.
         for xb, _ in torch.utils.data.DataLoader(ds, batch_size=min(batch, 256), num_workers=workers):
             outs.append(fn(xb.to(device)).float().cpu())
     return torch.cat(outs).numpy() if outs else np.zeros((0, data.num_classes), np.float32)
+
+
+@torch.no_grad()
+def test_views(net: torch.nn.Module, data: DataBundle, device: torch.device, epochs: int, scale: float = 1.0,
+               batch: int = 1024, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """Per epoch, the expert logits (N_test, E, C) of two augmented views of every test image (the
+    dataset's training augmentation, seeded): what SADE's test-time aggregation learns from.
+    None for datasets read from files (their views would be read again per epoch; not done)."""
+    if not data.in_memory:
+        return None
+    net.eval()
+    tgen = torch.Generator().manual_seed(seed)
+    x = data.test.x
+    out = []
+    for _ in range(epochs):
+        pair = []
+        for _ in range(2):
+            parts = [net.expert_logits(to_float(augment_batch(x[i:i + batch].to(device), data.augment, tgen),
+                                                data.mean, data.std)).float().cpu()
+                     for i in range(0, len(x), batch)]
+            pair.append((torch.cat(parts) * scale).numpy())
+        out.append(tuple(pair))
+    return out
 
 
 def summarize(logits: np.ndarray, labels: np.ndarray, train_counts: np.ndarray) -> dict:

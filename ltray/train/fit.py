@@ -13,7 +13,7 @@ from ltray.config.recipe import Recipe
 from ltray.datasets import DataBundle
 from ltray.methods import Method, get_method
 from ltray.train.checkpoint import TrainState
-from ltray.train.evaluation import epoch_row, predict, summarize, taunorm_results
+from ltray.train.evaluation import epoch_row, predict, summarize, taunorm_results, test_views
 from ltray.train.loop import (ModelStart, NoSelectableEpoch, Run, batches, build_run, epoch_indices, lr_at,
                               rank_world, train_epoch)
 from ltray.train.reporting import ReportClock, Reporting, report_epoch, selected_metrics
@@ -34,6 +34,8 @@ class FitResult:
     state_dict: dict = field(repr=False, default_factory=dict)
     taunorm: dict = field(default_factory=dict)  # tau-normalised classifier results (linear heads)
     start_epoch: int = 0  # > 0 when the run resumed from a checkpoint
+    expert_logits: dict | None = None  # a multi-expert model's {"val", "test"}: (N, E, C), their mean the logits
+    test_views: list | None = None  # per epoch, two augmented views' test expert logits (N, E, C) (SADE's aggregation)
 
 
 def fit(data: DataBundle, method: str | Method = "ce", hp: dict | None = None, model: str | ModelStart = "cnn-small",
@@ -103,5 +105,8 @@ def _fit_result(run: Run, state: TrainState, data: DataBundle, resumed_at: int) 
     val, test = summarize(val_logits, val_y, counts), summarize(test_logits, test_y, counts)
     metrics = {f"val_{k}": v for k, v in val.items()} | {f"test_{k}": v for k, v in test.items()}
     taunorm = taunorm_results(net, data, run.device, workers) if isinstance(net.head, torch.nn.Linear) else {}
+    experts = ({s: predict(net, data, s, run.device, workers=workers, fn=net.expert_logits) * run.scale
+                for s in ("val", "test")} if hasattr(net, "expert_logits") else None)
+    views = test_views(net, data, run.device, run.test_time_views, run.scale) if run.test_time_views else None
     return FitResult(val_logits, val_y, test_logits, test_y, counts, state.best_epoch, state.history, metrics,
-                     {k: v.cpu() for k, v in net.state_dict().items()}, taunorm, resumed_at)
+                     {k: v.cpu() for k, v in net.state_dict().items()}, taunorm, resumed_at, experts, views)

@@ -130,12 +130,15 @@ class Run:
     """Keep the backbone in eval mode while training (cRT: frozen BatchNorm statistics too)."""
     balanced: bool = False
     """The logits carry no training prior (a balanced loss or sampler): post-hoc LA has nothing to divide out."""
+    test_time_views: int = 0
+    """Epochs of two augmented views of the test images whose expert logits the run leaves (SADE)."""
 
 
-def _setup_model(data: DataBundle, head: str, start: ModelStart, device: torch.device) -> torch.nn.Module:
+def _setup_model(data: DataBundle, head: str, start: ModelStart, device: torch.device, experts: int = 0
+                 ) -> torch.nn.Module:
     """The model on ``device``, from ``start.init_backbone`` if given, backbone frozen if asked."""
     in_ch, in_dim = data.input_shape
-    net = build_model(start.name, data.num_classes, in_ch, head, in_dim).to(device)
+    net = build_model(start.name, data.num_classes, in_ch, head, in_dim, experts).to(device)
     if start.init_backbone is not None:
         net.backbone.load_state_dict(start.init_backbone)
     if start.freeze_backbone:
@@ -171,7 +174,7 @@ def build_run(data: DataBundle, method: Method, hp: dict, recipe: Recipe, start:
     if (counts == 0).any():
         raise LtrayError(f"{data.name}: classes {np.flatnonzero(counts == 0).tolist()} have no training image")
     counts_t = torch.as_tensor(counts, dtype=torch.float32, device=device)
-    net = _setup_model(data, method.head, start, device)
+    net = _setup_model(data, method.head, start, device, method.experts(hp))
     if method.prepare is not None:
         method.prepare(net, hp)
     if method.teacher and start.teacher is None:
@@ -189,7 +192,7 @@ def build_run(data: DataBundle, method: Method, hp: dict, recipe: Recipe, start:
               mix_alpha=max(recipe.mixup_alpha, method.mixup(hp)), freeze_backbone=start.freeze_backbone,
               mix_weights=method.mix_weights(hp, counts_t) if method.mix_weights else None,
               after_epoch=(lambda: method.after_epoch(net, hp)) if method.after_epoch else None,
-              balanced=logits_are_balanced(method, recipe))
+              balanced=logits_are_balanced(method, recipe), test_time_views=method.test_time_views)
     return run, state
 
 

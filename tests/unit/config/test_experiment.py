@@ -44,6 +44,7 @@ def test_overrides_by_dotted_path(tmp_path):
     (["train=3"], "is a group"),
     (["data.rho=0.5"], "rho must be >= 1"),
     (["model.name=vit"], "unknown model"),
+    (["methods=ce,sade", "model.name=resnet34"], "sade trains several experts on a shared trunk"),
     (["data.name=cifar100-lt", "data.root=/nonexistent", "model.name=resnet32"], "cs.toronto.edu"),
     (["resources.num_workers=64"], "one trial needs 64 CPUs"),
     (["resources.gpus_per_worker=1"], "GPUs but the cluster has 0"),

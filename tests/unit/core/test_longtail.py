@@ -67,3 +67,23 @@ def test_shift_names_are_the_eleven_sets():
     assert len(names) == 11 and names[0] == "forward50" and names[5] == "uniform" and names[-1] == "backward50"
     with pytest.raises(LtrayError):
         shifted_test_indices(np.zeros(3, int), np.ones(1), 2, "sideways")
+
+
+def test_shifted_sets_have_sades_counts_on_cifar100():
+    """SADE (Vanint/SADE-AgnosticLT, imbalance_cifar.py) keeps int(100 f^(c/99)) test images of
+    class c forward, int(100 f^((99-c)/99)) backward, f = 1/ratio, all 100 for uniform: ltray's
+    sets have exactly those counts for every class of every shift (2,486 images at forward-50 ...
+    10,000 uniform). The images differ: SADE shuffles each class with NumPy's seed 0, ltray keeps
+    each class's first n in the test set's stored order."""
+    import numpy as np
+
+    from ltray.core.longtail import shift_names, shifted_test_indices
+
+    y = np.repeat(np.arange(100), 100)
+    counts = np.array([int(500 * 0.01 ** (c / 99)) for c in range(100)])  # CIFAR-100-LT, rho 100
+    for name, ratio, direction in shift_names():
+        got = np.bincount(y[shifted_test_indices(y, counts, ratio, direction)], minlength=100)
+        f = 1 / ratio
+        want = np.full(100, 100) if direction == "uniform" else np.array(
+            [int(100 * f ** ((c if direction == "forward" else 99 - c) / 99.0)) for c in range(100)])
+        assert (got == want).all(), name
