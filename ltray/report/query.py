@@ -21,6 +21,7 @@ import io
 import json
 import math
 import re
+import signal
 import sys
 import threading
 from typing import NamedTuple
@@ -80,6 +81,23 @@ def run(study: str, sql: str, timeout_s: float = TIMEOUT_S) -> Result:
         con.close()
 
 
+def _start(worker: threading.Thread) -> None:
+    """Start the query's thread with Ctrl-C held until it runs: a KeyboardInterrupt raised inside
+    ``Thread.start`` would leave the query running with nothing to stop it (and closing the
+    connection would then wait for it). In the main thread only, where Python runs handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        worker.start()
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        worker.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
+
+
 def _stop(con, done: threading.Event) -> None:
     """Interrupt the query until its thread ends: an interrupt that lands before DuckDB has begun
     the query (a Ctrl-C right after the thread started) is lost, so it is sent again (every 0.1 s)."""
@@ -105,8 +123,8 @@ def _execute(con: duckdb.DuckDBPyConnection, sql: str, timeout_s: float) -> Resu
         finally:
             done.set()
 
-    threading.Thread(target=work, daemon=True).start()
     try:
+        _start(threading.Thread(target=work, daemon=True))
         finished = done.wait(timeout_s if timeout_s > 0 else None)
     except KeyboardInterrupt:
         _stop(con, done)

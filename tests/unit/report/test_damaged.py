@@ -56,19 +56,22 @@ def test_ctrl_c_stops_a_runaway_query(study):
     proc = subprocess.Popen([sys.executable, "-m", "ltray.query", str(study),
                              "SELECT sum(a.range * 2) FROM range(100000000000) a", "--timeout", "0"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)  # started, and deep in the query
-    assert proc.poll() is None
-    t0 = time.time()
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "interrupted" in err and time.time() - t0 < 10
+    try:
+        time.sleep(4)  # started (wherever it is: a Ctrl-C at any point after main() begins must stop it)
+        assert proc.poll() is None
+        t0 = time.time()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and "interrupted" in err and time.time() - t0 < 10
+    finally:
+        proc.kill()  # never leave a runaway query behind a failed assertion
 
 
 def test_a_ctrl_c_before_duckdb_begins_the_query_still_stops_it():
     """The race CI hit under load: Ctrl-C lands after the query's thread started but before DuckDB
-    began the query, so the first interrupt finds nothing to stop. Placed exactly: the query
-    starts only once the first interrupt has been sent."""
-    import _thread
+    began the query, so the first interrupt finds nothing to stop. Placed exactly: a real SIGINT
+    to the main thread once the thread has started, and the query begins only once the first
+    interrupt has been sent."""
     import threading
 
     import duckdb
@@ -88,8 +91,30 @@ def test_a_ctrl_c_before_duckdb_begins_the_query_still_stops_it():
             con.interrupt()  # before the query begins: DuckDB has nothing to stop yet
             interrupted.set()
 
-    threading.Thread(target=lambda: (started.wait(), _thread.interrupt_main()), daemon=True).start()
+    main = threading.main_thread().ident
+    threading.Thread(target=lambda: (started.wait(), signal.pthread_kill(main, signal.SIGINT)), daemon=True).start()
     t0 = time.time()
     with pytest.raises(KeyboardInterrupt):
         _execute(Late(), "SELECT sum(a.range * 2) FROM range(6000000000) a", 0)
     assert time.time() - t0 < 5  # stopped, not run to its end (15 s or more)
+    assert interrupted.is_set()
+
+
+def test_a_ctrl_c_inside_thread_start_is_held_until_the_query_thread_runs(monkeypatch):
+    """A SIGINT that arrives while the query's thread is being started is held, then raised once
+    it has started (so the query is interrupted, not left running)."""
+    import threading
+
+    from ltray.report import query as q
+
+    real_start = threading.Thread.start
+
+    def start_with_a_signal(self):
+        signal.raise_signal(signal.SIGINT)  # lands inside Thread.start
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start_with_a_signal)
+    ran = threading.Event()
+    with pytest.raises(KeyboardInterrupt):
+        q._start(threading.Thread(target=ran.set, daemon=True))
+    assert ran.wait(5)  # the thread was started before the interrupt was raised
