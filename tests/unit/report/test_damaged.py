@@ -53,9 +53,13 @@ def test_sql_names_unreadable_files_and_reaches_no_file_of_the_machine(study, ca
 
 
 def test_ctrl_c_stops_a_runaway_query(study):
+    # SIGINT at its default in the child, as in a terminal: a runner started in the background
+    # (`cmd &` in a script) ignores SIGINT, its children inherit that, and Python then installs no
+    # KeyboardInterrupt handler at all
     proc = subprocess.Popen([sys.executable, "-m", "ltray.query", str(study),
                              "SELECT sum(a.range * 2) FROM range(100000000000) a", "--timeout", "0"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         time.sleep(4)  # started (wherever it is: a Ctrl-C at any point after main() begins must stop it)
         assert proc.poll() is None
