@@ -6,14 +6,7 @@ import math
 import pytest
 
 from dashboard import compare, figures, search_figures, style
-from fixtures_study import COUNTS, write_study
-from ltray import results as R
-
-
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory):
-    study = write_study(tmp_path_factory.mktemp("r"))
-    return study, R.load_study(str(study))
+from fixtures_study import COUNTS
 
 
 def test_trials_rows_and_best(tables):
