@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import torch
 
 from ltray.core.longtail import shift_names, shifted_test_indices
-from ltray.core.metrics import OVERALL, SHOT_GROUPS, shot_masks
+from ltray.core.metrics import OVERALL, SHOT_GROUPS, per_class_accuracy, shot_masks
 from ltray.core.posthoc import logit_adjust, logit_prior
 from ltray.core.stats import holm, mean_ci, paired_difference
 from ltray.datasets import get_dataset
@@ -237,7 +237,5 @@ def _mean_over_shifts(logits: np.ndarray, y: np.ndarray, counts: np.ndarray) -> 
 
 def _group_accuracy(logits: np.ndarray, y: np.ndarray, counts: np.ndarray) -> dict[str, float]:
     """Balanced accuracy over all classes and over each shot group's classes (NaN for an empty group)."""
-    pred = logits.argmax(1)
-    recall = np.array([np.mean(pred[y == c] == c) if np.any(y == c) else np.nan for c in range(counts.size)])
-    masks = {OVERALL: np.ones(counts.size, bool), **shot_masks(counts)}
-    return {g: float(np.nanmean(recall[m])) if m.any() else float("nan") for g, m in masks.items()}
+    recall = per_class_accuracy(logits, y, counts.size)
+    return {g: float(np.nanmean(recall[m])) if m.any() else float("nan") for g, m in group_masks(counts).items()}
