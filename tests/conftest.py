@@ -133,3 +133,13 @@ def run_cli(args: list[str], env: dict | None = None, timeout: int = 600, **kw) 
     """Run ``python -m ...`` from the project root with this interpreter."""
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
                           env=env or {**os.environ}, timeout=timeout, **kw)
+
+
+@pytest.fixture(scope="module")
+def dashboard_study(tmp_path_factory):
+    """The fixture study (one per test module: some tests add files to it): (its folder, every table)."""
+    from fixtures_study import write_study
+    from ltray import results as R
+
+    study = write_study(tmp_path_factory.mktemp("r"))
+    return study, R.load_study(str(study))

@@ -12,8 +12,8 @@ from ltray.report import paired_table
 from ltray.report.render import Diff
 
 
-def test_paired_view_is_the_reports_numbers_best_first(tables):
-    _, t = tables
+def test_paired_view_is_the_reports_numbers_best_first(dashboard_study):
+    _, t = dashboard_study
     view = compare.paired_view(t)
     report = {r["row"]: r for r in paired_table(t)}
     assert [c["row"] for c in view["cells"]] == sorted(report, key=lambda k: -report[k]["bal_acc"]["mean"])
@@ -30,8 +30,8 @@ def test_paired_view_is_the_reports_numbers_best_first(tables):
     assert "Holm-adjusted over 1 comparison" in view["caption"]
 
 
-def test_paired_differences_figure_draws_each_group_with_its_interval(tables):
-    _, t = tables
+def test_paired_differences_figure_draws_each_group_with_its_interval(dashboard_study):
+    _, t = dashboard_study
     view = compare.paired_view(t)
     fig = compare.paired_differences(view, "fx", train_counts=[120, 60, 30, 15, 8])
     names = [tr.name for tr in fig.data]
@@ -60,8 +60,8 @@ def test_one_vocabulary_percent_and_colours():
     assert style.shot_labels()["few"] == "few (<20 images)"  # counts unknown: the rule only
 
 
-def test_trials_go_by_what_they_are_and_open_with_their_card_and_curves(tables):
-    path, t = tables
+def test_trials_go_by_what_they_are_and_open_with_their_card_and_curves(dashboard_study):
+    path, t = dashboard_study
     row = next(r for r in t["trials"].to_pylist() if r["trial_id"] == "t4")
     assert trial_view.trial_label(row) == "logit_adjusted tau=1, seed 0 [t4]"
     card = dict(trial_view.trial_card(t["trials"], "t4"))
@@ -77,8 +77,8 @@ def test_trials_go_by_what_they_are_and_open_with_their_card_and_curves(tables):
     assert list(fig.data[0].y) == [40.0, 50.0, 60.0]
 
 
-def test_the_header_says_what_the_study_is(tables, tmp_path):
-    path, t = tables
+def test_the_header_says_what_the_study_is(dashboard_study, tmp_path):
+    path, t = dashboard_study
     (path / "experiment.json").write_text('{"data": {"name": "digits-lt", "rho": 100.0}, "model": {"name": '
                                           '"cnn-small"}, "train": {"epochs": 30}, "methods": ["ce", "dive"], '
                                           '"repeats": 3, "search": {"objectives": ["val_bal_acc"]}}')
@@ -96,8 +96,8 @@ def test_the_header_says_what_the_study_is(tables, tmp_path):
     assert "1 running" in header_text(header_info(str(path), t["trials"]))
 
 
-def test_studies_side_by_side(tables):
-    _, t = tables
+def test_studies_side_by_side(dashboard_study):
+    _, t = dashboard_study
     rows, studies = compare.studies_rows({"rho100": t["trials"], "again": t["trials"]})
     assert studies == ["rho100", "again"] and [r["method"] for r in rows] == ["ce", "dive", "logit_adjusted"]
     assert rows[0]["rho100"] == rows[0]["again"] and rows[0]["rho100"].startswith("50.0% ± ")

@@ -9,8 +9,8 @@ from dashboard import compare, figures, search_figures, style
 from fixtures_study import COUNTS
 
 
-def test_trials_rows_and_best(tables):
-    _, t = tables
+def test_trials_rows_and_best(dashboard_study):
+    _, t = dashboard_study
     rows = figures.trials_rows(t["trials"])
     assert len(rows) == 6 and rows[3]["params"] == "tau=1" and rows[0]["val_bal_acc"] == 0.5
     assert rows[0]["id"] == rows[0]["trial_id"] == "t1"  # a click on the row names its trial
@@ -21,8 +21,8 @@ def test_trials_rows_and_best(tables):
     assert best["ce"]["n"] == 3 and best["ce"]["test_bal_acc"] == pytest.approx(0.50)
 
 
-def test_shot_bars(tables):
-    _, t = tables
+def test_shot_bars(dashboard_study):
+    _, t = dashboard_study
     fig = figures.shot_bars(t["trials"], "fx", COUNTS)
     # each group says how many classes it holds (COUNTS: 120, 60, 30, 15, 8)
     assert [tr.name for tr in fig.data] == ["overall (balanced)", "many (>100 images: 1 class)",
@@ -38,8 +38,8 @@ def test_shot_bars(tables):
     assert fig.data[0].error_y.visible
 
 
-def test_shifts_colour_by_method_dash_by_rule_with_a_summary(tables):
-    _, t = tables
+def test_shifts_colour_by_method_dash_by_rule_with_a_summary(dashboard_study):
+    _, t = dashboard_study
     info = compare.shifts_info(t)
     fig = compare.shifts(info, "fx")
     assert len(fig.data) == 3 * 3  # methods x (none, PC true, PC EM)
@@ -55,8 +55,8 @@ def test_shifts_colour_by_method_dash_by_rule_with_a_summary(tables):
     assert ce["seeds"] == 3 and ce["mean over shifts"].endswith(tuple("0123456789")) and "%" in ce["mean over shifts"]
 
 
-def test_per_class(tables):
-    _, t = tables
+def test_per_class(dashboard_study):
+    _, t = dashboard_study
     fig = figures.per_class(t["per_class"], t["trials"], ["t1", "t4"], study="fx")
     assert len(fig.data) == 6 and fig.layout.xaxis.type == "log"  # per trial: recall raw, post-hoc, precision
     assert list(fig.data[0].x) == COUNTS and fig.data[0].y[0] == pytest.approx(90.0)
@@ -67,16 +67,16 @@ def test_per_class(tables):
     assert len(empty.data) == 0 and empty.layout.height == style.EMPTY_HEIGHT  # one line, not a screen
 
 
-def test_tau_curve(tables):
-    _, t = tables
+def test_tau_curve(dashboard_study):
+    _, t = dashboard_study
     fig = figures.tau_curve(t["tau_curve"], t["trials"], "t4")
     assert [tr.name for tr in fig.data] == ["validation", "test"]
     assert list(fig.data[0].x) == [0.0, 0.8, 3.0] and fig.data[0].line.shape == "hv"
     assert fig.layout.shapes[0].x0 == 0.8  # tau* marked
 
 
-def test_virtual(tables):
-    _, t = tables
+def test_virtual(dashboard_study):
+    _, t = dashboard_study
     fig = figures.virtual(t["virtual"], "t6")
     assert len(fig.data) == 4 and fig.data[0].name == "label distribution"
     for tr in fig.data:
@@ -85,8 +85,8 @@ def test_virtual(tables):
     assert len(figures.virtual(t["virtual"], None).data) == 0
 
 
-def test_search_figures_from_the_optuna_storage(tables):
-    study, _ = tables
+def test_search_figures_from_the_optuna_storage(dashboard_study):
+    study, _ = dashboard_study
     figs = search_figures.search_figures(f"sqlite:///{study / 'optuna.db'}", "fx")
     assert set(figs) == {"history", "importance", "parallel"}
     assert len(figs["history"].data) >= 1 and len(figs["history"].data[0].y) == 6
