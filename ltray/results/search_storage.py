@@ -18,6 +18,7 @@ import re
 import sqlite3
 import tempfile
 import time
+import urllib.parse
 
 from ltray.errors import LtrayError
 from ltray.results.storage import join, open_store, shown
@@ -45,13 +46,26 @@ def absolute(value: str) -> str:
 
 def local_db(study_dir: str) -> str:
     """The default SQLite file: in the study folder, or (for a study on a URI) a working copy in
-    the temporary folder, at a path every machine computes alike: a resumed searcher, restored
-    from Tune's state on another machine, reopens the same path."""
+    the temporary folder, at a path every machine computes alike from the URI and its endpoint: a
+    resumed searcher, restored from Tune's state on another machine, reopens the same path."""
     store = open_store(study_dir)
     if store.local:
         return os.path.join(store.root, "optuna.db")
-    blob = hashlib.sha256(shown(study_dir).encode()).hexdigest()[:16]
+    # the endpoint is part of the key: s3://b/x on a MinIO and on AWS are two studies, and two
+    # drivers on one machine must never share (and resume from) one working copy
+    blob = hashlib.sha256(f"{shown(study_dir)}\n{endpoint(study_dir)}".encode()).hexdigest()[:16]
     return os.path.join(tempfile.gettempdir(), "ltray-optuna", blob, "optuna.db")
+
+
+def endpoint(uri: str) -> str:
+    """The server a URI reaches when it is not the scheme's default: the URI's ``endpoint_override``,
+    else (for ``s3://``) ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, as pyarrow reads them."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query)
+    if query.get("endpoint_override"):
+        return query["endpoint_override"][0]
+    if uri.startswith("s3://"):
+        return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+    return ""
 
 
 def open_storage(value: str, study_dir: str, resume: bool = False, repair: bool = False):

@@ -125,6 +125,22 @@ def test_the_default_search_state_of_a_uri_study_is_copied_and_fetched_back(s3):
     assert optuna.get_all_study_summaries(fresh) == []
 
 
+def test_one_uri_on_two_endpoints_is_two_working_copies(s3, monkeypatch):
+    """The same bucket and path on another S3 server (or another session's test server) is another
+    study: a working copy shared between them made one resume from the other's search."""
+    from ltray.results import search_storage
+
+    study_dir = f"{s3['bucket']}/same/st"
+    here = search_storage.local_db(study_dir)
+    assert here == search_storage.local_db(study_dir)  # every machine computes the same path
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1")
+    assert search_storage.local_db(study_dir) != here
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["env"]["AWS_ENDPOINT_URL_S3"])
+    assert search_storage.local_db(study_dir) == here  # the generic variable names the same server
+    assert search_storage.local_db(f"{study_dir}?endpoint_override=127.0.0.1:2") != here
+
+
 def test_names_that_mean_something_in_a_uri_stay_in_the_path(s3, tmp_path, monkeypatch):
     base = f"{s3['bucket']}/{uuid.uuid4().hex[:8]}"
     for name in ("run#2", "a b", "50%"):
