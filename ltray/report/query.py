@@ -245,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", help="write to this file instead of standard output")
     p.add_argument("--timeout", type=float, default=TIMEOUT_S,
                    help=f"stop a query after this many seconds (default {TIMEOUT_S:g}; 0: no limit)")
-    a = p.parse_args(argv)
     try:
+        a = p.parse_args(argv)  # inside: a Ctrl-C from the moment main() begins gets the one line below
         res = listing(a.study) if not a.sql or not a.sql.strip() else run(a.study, a.sql, a.timeout)
         out = RENDER[a.format](res)
         if a.output:

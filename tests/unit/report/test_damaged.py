@@ -55,18 +55,22 @@ def test_sql_names_unreadable_files_and_reaches_no_file_of_the_machine(study, ca
 def test_ctrl_c_stops_a_runaway_query(study):
     # SIGINT at its default in the child, as in a terminal: a runner started in the background
     # (`cmd &` in a script) ignores SIGINT, its children inherit that, and Python then installs no
-    # KeyboardInterrupt handler at all
-    proc = subprocess.Popen([sys.executable, "-m", "ltray.query", str(study),
+    # KeyboardInterrupt handler at all. The child says when main() begins: a fixed sleep instead
+    # sent the Ctrl-C during the imports on a loaded machine (then Python's own traceback, exit -2)
+    code = ("import sys; from ltray.query import main; print('main', file=sys.stderr, flush=True); "
+            "sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(study),
                              "SELECT sum(a.range * 2) FROM range(100000000000) a", "--timeout", "0"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        time.sleep(4)  # started (wherever it is: a Ctrl-C at any point after main() begins must stop it)
+        assert proc.stderr.readline() == "main\n"
+        time.sleep(2)  # a Ctrl-C at any point after main() begins must stop it: wherever it is now
         assert proc.poll() is None
         t0 = time.time()
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 130 and "interrupted" in err and time.time() - t0 < 10
+        assert proc.returncode == 130 and "interrupted" in err and time.time() - t0 < 10, (proc.returncode, err)
     finally:
         proc.kill()  # never leave a runaway query behind a failed assertion
 
