@@ -17,7 +17,7 @@ from dashboard.header import header_info, header_text
 from dashboard.studies import (PAIRED_TABLES, StudyRefused, importances, list_studies, load, optuna_storage, resolve,
                                search_signature, search_studies, shared, signature, trials_with)
 from dashboard.style import empty, pct, titled
-from ltray.report import method_summary, search_settings
+from ltray.report import method_summary, search_settings, train_counts
 from ltray.results.schema import TrialStatus
 
 SEARCH_FIGURES = ("history", "importance", "parallel", "pareto")
@@ -161,15 +161,9 @@ def _selected(trials) -> list[str]:
 
 
 def _train_counts(per_class):
-    """Training images per class (from a selected trial's per-class rows), for the groups' labels."""
-    rows = sorted((r for r in per_class.select(["split", "class_id", "train_count"]).to_pylist()
-                   if r["split"] == "test"), key=lambda r: r["class_id"])
-    seen, counts = set(), []
-    for r in rows:
-        if r["class_id"] not in seen:
-            seen.add(r["class_id"])
-            counts.append(r["train_count"])
-    return counts or None
+    """Training images per class (the first selected trial's: every trial of a study has the same
+    training set), for the groups' labels; None when no trial is selected."""
+    return next(iter(train_counts(per_class).values()), None)
 
 
 def _best_list(trials) -> html.Ul:

@@ -11,8 +11,9 @@
 from ltray.report.budget import budget_curves, search_settings
 from ltray.report.layouts import gap_lines, paired_caption, paired_lines, report_tables
 from ltray.report.select import SUMMARY_COLUMNS, best_configurations, configurations, method_summary
-from ltray.report.tables import GROUPS, expert_table, gap_table, group_masks, la_table, paired_table, shift_table
+from ltray.report.tables import (GROUPS, expert_table, gap_table, group_masks, la_table, paired_table, shift_table,
+                                 train_counts)
 
 __all__ = ["GROUPS", "SUMMARY_COLUMNS", "best_configurations", "budget_curves", "configurations", "expert_table", "gap_lines",
            "gap_table", "group_masks", "la_table", "method_summary", "paired_caption", "paired_lines", "paired_table",
-           "report_tables", "search_settings", "shift_table"]
+           "report_tables", "search_settings", "shift_table", "train_counts"]

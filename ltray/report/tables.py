@@ -189,7 +189,7 @@ def expert_table(tables) -> list[dict]:
     and that of their mean (the method's prediction), mean +- 95% CI over the seeds."""
     best = best_configurations(tables["trials"])
     ex = tables["expert_logits"].filter(pc.equal(tables["expert_logits"]["split"], "test"))
-    counts = _train_counts(tables["per_class"])
+    counts = train_counts(tables["per_class"])
     out = []
     for method, rows in best.items():
         ids = [r["trial_id"] for r in rows]
@@ -220,7 +220,8 @@ def expert_table(tables) -> list[dict]:
     return out
 
 
-def _train_counts(per_class: pa.Table) -> dict[str, np.ndarray]:
+def train_counts(per_class: pa.Table) -> dict[str, np.ndarray]:
+    """Training images per class (index: class id), per trial, from its test per-class rows."""
     t = per_class.filter(pc.equal(per_class["split"], "test"))
     out: dict[str, dict] = {}
     for r in t.select(["trial_id", "class_id", "train_count"]).to_pylist():
