@@ -53,11 +53,11 @@ def local_db(study_dir: str) -> str:
         return os.path.join(store.root, "optuna.db")
     # the endpoint is part of the key: s3://b/x on a MinIO and on AWS are two studies, and two
     # drivers on one machine must never share (and resume from) one working copy
-    blob = hashlib.sha256(f"{shown(study_dir)}\n{endpoint(study_dir)}".encode()).hexdigest()[:16]
+    blob = hashlib.sha256(f"{shown(study_dir)}\n{_endpoint(study_dir)}".encode()).hexdigest()[:16]
     return os.path.join(tempfile.gettempdir(), "ltray-optuna", blob, "optuna.db")
 
 
-def endpoint(uri: str) -> str:
+def _endpoint(uri: str) -> str:
     """The server a URI reaches when it is not the scheme's default: the URI's ``endpoint_override``,
     else (for ``s3://``) ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, as pyarrow reads them."""
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query)
