@@ -5,11 +5,9 @@ finished trials, and unreadable files become warnings shown on the page."""
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import sqlite3
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -21,7 +19,7 @@ import pyarrow.fs as pafs
 from dashboard import search_figures
 from ltray import results as R
 from ltray.results import search_storage
-from ltray.results.storage import is_uri, join, open_store, shown
+from ltray.results.storage import is_uri, join, local_folder, open_store, shown
 
 TABLES = ("trials", "epochs", "per_class", "shifts", "tau_curve", "virtual", "stages")
 # the paired comparison needs the selected configurations' test logits (the largest table):
@@ -218,7 +216,7 @@ def _local_db(path: str) -> str | None:
     sig = search_signature(path)
     if sig is None:
         return None
-    folder = os.path.join(tempfile.gettempdir(), "ltray-dashboard", hashlib.sha256(path.encode()).hexdigest()[:16])
+    folder = local_folder("ltray-dashboard", path)
     copy = os.path.join(folder, f"optuna-{sig[0]}.db")
     if not os.path.isfile(copy):
         store.fetch(copy, "optuna.db")

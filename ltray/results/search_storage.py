@@ -12,16 +12,14 @@ or a JournalStorage file. No Ray here; Optuna is imported only when a storage is
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import sqlite3
 import tempfile
 import time
-import urllib.parse
 
 from ltray.errors import LtrayError
-from ltray.results.storage import join, open_store, shown
+from ltray.results.storage import join, local_folder, open_store, shown
 
 JOURNAL = "journal:"
 _URL = re.compile(r"^[a-z][a-z0-9+]*://")
@@ -51,21 +49,8 @@ def local_db(study_dir: str) -> str:
     store = open_store(study_dir)
     if store.local:
         return os.path.join(store.root, "optuna.db")
-    # the endpoint is part of the key: s3://b/x on a MinIO and on AWS are two studies, and two
-    # drivers on one machine must never share (and resume from) one working copy
-    blob = hashlib.sha256(f"{shown(study_dir)}\n{_endpoint(study_dir)}".encode()).hexdigest()[:16]
-    return os.path.join(tempfile.gettempdir(), "ltray-optuna", blob, "optuna.db")
-
-
-def _endpoint(uri: str) -> str:
-    """The server a URI reaches when it is not the scheme's default: the URI's ``endpoint_override``,
-    else (for ``s3://``) ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, as pyarrow reads them."""
-    query = urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query)
-    if query.get("endpoint_override"):
-        return query["endpoint_override"][0]
-    if uri.startswith("s3://"):
-        return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
-    return ""
+    # two drivers on one machine must never share (and resume from) one working copy
+    return os.path.join(local_folder("ltray-optuna", study_dir), "optuna.db")
 
 
 def open_storage(value: str, study_dir: str, resume: bool = False, repair: bool = False):

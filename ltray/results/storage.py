@@ -10,6 +10,7 @@ S3-compatible servers (MinIO, Ceph, moto) are reached the way every AWS tool is 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import tempfile
 import urllib.parse
@@ -43,6 +44,26 @@ def join(base: str, *parts: str) -> str:
 def shown(uri: str) -> str:
     """A location fit to print: a URI without its query, where options (and keys) may sit."""
     return uri.split("?", 1)[0] if is_uri(uri) else uri
+
+
+def local_folder(kind: str, uri: str) -> str:
+    """``<temp>/<kind>/<key>``: this machine's folder for a study on a URI (its search working
+    copy, its stage locks, the dashboard's copies), keyed by the URI and the server it reaches, so
+    every process here computes the same path, and ``s3://b/x`` on a MinIO and on AWS (two
+    studies) never share one."""
+    blob = hashlib.sha256(f"{shown(uri)}\n{_endpoint(uri)}".encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), kind, blob)
+
+
+def _endpoint(uri: str) -> str:
+    """The server a URI reaches when it is not the scheme's default: the URI's ``endpoint_override``,
+    else (for ``s3://``) ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, as pyarrow reads them."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query)
+    if query.get("endpoint_override"):
+        return query["endpoint_override"][0]
+    if uri.startswith("s3://"):
+        return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+    return ""
 
 
 def parent(path: str) -> str:

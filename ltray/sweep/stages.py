@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import time
 
 import torch
@@ -26,7 +25,7 @@ from ltray.datasets import DataBundle, DataConfig
 from ltray.methods import get_method
 from ltray.models import build_model
 from ltray.results.provenance import now
-from ltray.results.storage import open_store
+from ltray.results.storage import local_folder, open_store
 from ltray.train import CHECKPOINT_FILE, ModelStart, fit, read_checkpoint
 from ltray.train.ssp import pretrain_rotation
 
@@ -96,8 +95,7 @@ def _lock(study_dir: str, key: str):
     if store.local:
         folder = store.path("stages", key)
     else:
-        blob = hashlib.sha256(store.uri_of("stages", key).encode()).hexdigest()[:16]
-        folder = os.path.join(tempfile.gettempdir(), "ltray-stage-locks", blob)
+        folder = local_folder("ltray-stage-locks", store.uri_of("stages", key))
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -141,6 +141,27 @@ def test_one_uri_on_two_endpoints_is_two_working_copies(s3, monkeypatch):
     assert search_storage.local_db(f"{study_dir}?endpoint_override=127.0.0.1:2") != here
 
 
+def test_a_stage_lock_on_a_uri_is_per_endpoint_too(s3, tmp_path, monkeypatch):
+    """The stage lock of a study on a URI lives on this machine, in the same kind of folder as the
+    search working copy: keyed alike, by the URI and its server."""
+    import tempfile
+
+    from ltray.sweep import stages
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    study_dir = f"{s3['bucket']}/same/st"
+
+    def locked() -> set:
+        with stages._lock(study_dir, "stage-key"):
+            pass
+        return {str(p.parent) for p in (tmp_path / "ltray-stage-locks").glob("*/.lock")}
+
+    here = locked()
+    assert len(here) == 1 and locked() == here  # every process of this machine takes the same lock
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1")
+    assert len(locked()) == 2
+
+
 def test_names_that_mean_something_in_a_uri_stay_in_the_path(s3, tmp_path, monkeypatch):
     base = f"{s3['bucket']}/{uuid.uuid4().hex[:8]}"
     for name in ("run#2", "a b", "50%"):
