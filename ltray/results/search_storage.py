@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -126,6 +127,18 @@ def publish(value: str, study_dir: str) -> None:
             src.backup(dest)
         with open(copy, "rb") as f:
             store.write_bytes(f.read(), "optuna.db")
+
+
+def retire(value: str, study_dir: str) -> None:
+    """After a run that ended (not killed, not interrupted): the working copy of a study on a URI
+    is copied once more and then removed, so that ``/tmp/ltray-optuna/`` holds only the studies
+    this machine is running. A later ``--resume`` starts from the study's copy. When the copy
+    cannot be written, the working copy stays (the error goes to the caller)."""
+    db = local_db(study_dir)
+    if value or open_store(study_dir).local or not os.path.isfile(db):
+        return
+    publish(value, study_dir)
+    shutil.rmtree(os.path.dirname(db), ignore_errors=True)
 
 
 def _working_copy(study_dir: str, db: str, resume: bool) -> None:

@@ -10,6 +10,7 @@ import dataclasses
 import importlib.util
 import os
 import shlex
+import sqlite3
 import sys
 
 from ltray import results as R
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             study.launch(exp, study_dir, a.address, held.run_id,
                          setup_search=(lambda: setup) if a.resume else lambda: prepare_search(exp, study_dir, False),
                          on_connected=None if a.resume else lambda: folder.write_study_files(exp, a.experiment, study_dir))
+            _retire_search_copy(exp, study_dir)
         except LtrayError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -121,6 +123,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"interrupted: {done}go on with: {resume_command(argv)}", file=sys.stderr, flush=True)
             return 130  # the shell's convention for a command stopped by SIGINT
     return 0 if print_summary(study_dir) else 1
+
+
+def _retire_search_copy(exp, study_dir: str) -> None:
+    try:
+        search_storage.retire(exp.search.storage, study_dir)
+    except (OSError, sqlite3.Error) as e:  # the study's copy lags; this machine's file is kept for --resume
+        print(f"warning: could not copy the search state to {shown(study_dir)}: {e}", flush=True)
 
 
 def resume_command(argv: list[str] | None) -> str:

@@ -15,6 +15,7 @@ import pytest
 
 from conftest import VENV_BIN, _wait, node_env, run_cli, start_head, stop
 from ltray import results as R
+from ltray.results import search_storage
 
 pytestmark = pytest.mark.ray
 TINY = ["train.epochs=2", "train.warmup_epochs=1", "methods=ce,balanced_softmax"]
@@ -70,6 +71,8 @@ def test_a_study_on_two_nodes_lands_every_row_on_the_uri(two_nodes, s3):
     tabs = R.load_study(f"{results}/two")
     trials = tabs["trials"].to_pylist()
     assert len(trials) == 4 and {t["status"] for t in trials} == {"completed"}
+    # the run ended: its working copy of the search went, and the --resume below starts from the study's copy
+    assert not os.path.exists(os.path.dirname(search_storage.local_db(f"{results}/two")))
     # two configurations x two seeds, two at once on nodes of one CPU each: both nodes trained, and
     # every row reached the URI
     assert {t["node"] for t in trials} == two_nodes["nodes"]

@@ -9,7 +9,7 @@ import pytest
 from conftest import run_cli
 from ltray.sweep import claims, outcomes
 from ltray import results as R
-from ltray.results.storage import join, open_store
+from ltray.results.storage import Store, join, open_store
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -123,6 +123,29 @@ def test_the_default_search_state_of_a_uri_study_is_copied_and_fetched_back(s3):
     # a new study of the same name (the old one deleted) does not inherit the old search
     fresh = search_storage.open_storage("", study_dir)
     assert optuna.get_all_study_summaries(fresh) == []
+
+
+def test_a_run_that_ended_copies_its_working_copy_once_more_and_removes_it(s3, monkeypatch):
+    import os
+
+    import optuna
+
+    from ltray.results import search_storage
+
+    study_dir = f"{s3['bucket']}/{uuid.uuid4().hex[:8]}/st"
+    optuna.create_study(storage=search_storage.open_storage("", study_dir), study_name="st").optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2)  # not yet copied: the end copies it
+    db = search_storage.local_db(study_dir)
+    # the study's copy cannot be written: the working copy (the only one with the trials) stays
+    monkeypatch.setattr(Store, "write_bytes", lambda *a, **k: (_ for _ in ()).throw(OSError("no space")))
+    with pytest.raises(OSError):
+        search_storage.retire("", study_dir)
+    assert os.path.isfile(db)
+    monkeypatch.undo()
+    search_storage.retire("", study_dir)
+    assert not os.path.exists(os.path.dirname(db))
+    again = search_storage.open_storage("", study_dir, resume=True)  # a later --resume: from the study's copy
+    assert len(optuna.load_study(storage=again, study_name="st").trials) == 2
 
 
 def test_one_uri_on_two_endpoints_is_two_working_copies(s3, monkeypatch):
