@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 def _retire_search_copy(exp, study_dir: str) -> None:
     try:
         search_storage.retire(exp.search.storage, study_dir)
-    except (OSError, sqlite3.Error) as e:  # the study's copy lags; this machine's file is kept for --resume
+    except (OSError, ValueError, sqlite3.Error) as e:  # pyarrow's errors are OSError or ValueError; the file stays for --resume
         print(f"warning: could not copy the search state to {shown(study_dir)}: {e}", flush=True)
 
 

@@ -84,6 +84,7 @@ def test_a_study_on_two_nodes_lands_every_row_on_the_uri(two_nodes, s3):
     assert rep.returncode == 0 and "balanced_softmax" in rep.stdout, rep.stderr
     again = run_cli(args + ["--resume"], env=two_nodes["env"], timeout=900)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "search state: resuming from the copy" in again.stdout, again.stdout[-3000:]  # none was left here
     after = R.load_study(f"{results}/two", ("trials",))["trials"].to_pylist()
     assert sorted((t["trial_id"], t["finished_at"]) for t in after) == sorted((t["trial_id"], t["finished_at"]) for t in trials)
 

@@ -71,6 +71,8 @@ def test_a_study_killed_at_every_phase_resumes_to_the_end(ray_head, tmp_path, re
     written: dict[str, str] = {}  # a final row, once written, is never written again
     for i, point in enumerate(KILLS):
         r = _run_until(base + (["--resume"] if i else []), ray_head["env"], point, tmp_path / "marker")
+        if where == "s3" and point:  # a killed run keeps this machine's working copy (at the path computed here)
+            assert os.path.isfile(local_db(study)), point
         rows = {t["trial_id"]: t for t in R.load_study(study, ("trials",))["trials"].to_pylist()}
         for tid, row in rows.items():
             if row["status"] in ("completed", "duplicate", "failed"):

@@ -125,23 +125,24 @@ def test_the_default_search_state_of_a_uri_study_is_copied_and_fetched_back(s3):
     assert optuna.get_all_study_summaries(fresh) == []
 
 
-def test_a_run_that_ended_copies_its_working_copy_once_more_and_removes_it(s3, monkeypatch):
+def test_a_run_that_ended_copies_its_working_copy_once_more_and_removes_it(s3, tmp_path, monkeypatch):
     import os
+    import tempfile
 
     import optuna
 
     from ltray.results import search_storage
 
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the working copies of this test only
     study_dir = f"{s3['bucket']}/{uuid.uuid4().hex[:8]}/st"
     optuna.create_study(storage=search_storage.open_storage("", study_dir), study_name="st").optimize(
         lambda t: t.suggest_float("x", 0, 1), n_trials=2)  # not yet copied: the end copies it
     db = search_storage.local_db(study_dir)
     # the study's copy cannot be written: the working copy (the only one with the trials) stays
-    monkeypatch.setattr(Store, "write_bytes", lambda *a, **k: (_ for _ in ()).throw(OSError("no space")))
-    with pytest.raises(OSError):
+    with monkeypatch.context() as m, pytest.raises(OSError):
+        m.setattr(Store, "write_bytes", lambda *a, **k: (_ for _ in ()).throw(OSError("no space")))
         search_storage.retire("", study_dir)
-    assert os.path.isfile(db)
-    monkeypatch.undo()
+    assert os.path.isfile(db) and db.startswith(str(tmp_path))
     search_storage.retire("", study_dir)
     assert not os.path.exists(os.path.dirname(db))
     again = search_storage.open_storage("", study_dir, resume=True)  # a later --resume: from the study's copy
