@@ -132,8 +132,9 @@ def publish(value: str, study_dir: str) -> None:
 def retire(value: str, study_dir: str) -> None:
     """After a run that ended (not killed, not interrupted): the working copy of a study on a URI
     is copied once more and then removed, so that ``/tmp/ltray-optuna/`` holds only the studies
-    this machine is running or that stopped before their end. A later ``--resume`` starts from the study's copy. When the copy
-    cannot be written, the working copy stays (the error goes to the caller)."""
+    this machine is running or that stopped before their end. A later ``--resume`` starts from
+    the study's copy. When the copy cannot be written, the working copy stays (the error goes to
+    the caller)."""
     db = local_db(study_dir)
     if value or open_store(study_dir).local or not os.path.isfile(db):
         return
